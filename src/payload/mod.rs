@@ -1,0 +1,1 @@
+//! The payload: the guest file tree, its reproducible archive and its manifest.

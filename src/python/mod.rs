@@ -1,0 +1,2 @@
+//! Python packaging: resolving through pip, wheel tags, wheel unpacking, the virtual
+//! environment layout and console-script wrappers.
