@@ -3,3 +3,5 @@
 
 pub mod index;
 pub mod pip;
+pub mod tags;
+pub mod version;
