@@ -5,3 +5,4 @@ pub mod index;
 pub mod pip;
 pub mod tags;
 pub mod version;
+pub mod resolve;

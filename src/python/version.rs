@@ -141,6 +141,30 @@ impl Version {
     }
 }
 
+/// PEP 440's normalised form (`1.0rc1`, `2!1.0.post3.dev1+local`).
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.epoch != 0 {
+            write!(f, "{}!", self.epoch)?;
+        }
+        let release: Vec<String> = self.release.iter().map(u64::to_string).collect();
+        f.write_str(&release.join("."))?;
+        if let Some((kind, n)) = self.pre {
+            write!(f, "{}{n}", ["a", "b", "rc"][kind.min(2) as usize])?;
+        }
+        if let Some(n) = self.post {
+            write!(f, ".post{n}")?;
+        }
+        if let Some(n) = self.dev {
+            write!(f, ".dev{n}")?;
+        }
+        if let Some(local) = &self.local {
+            write!(f, "+{local}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
         self.epoch
@@ -261,6 +285,7 @@ mod tests {
             assert!(v(pair[0]) <= v(pair[1]), "{} < {}", pair[0], pair[1]);
         }
         assert_eq!(v("1.0").cmp(&v("1.0.0")), Ordering::Equal);
+        assert_eq!(v("1!1.0-RC.1.post-2.DEV3+Ub-1").to_string(), "1!1.0rc1.post2.dev3+ub.1");
         assert!(v("1.10.0") > v("1.9.0"));
         assert!(v("9.0.0.0rc1").is_prerelease());
         assert!(!v("1.0.post1").is_prerelease());
