@@ -407,7 +407,9 @@ fn errors_name_what_is_wrong_and_what_to_do() {
 
     let p = Project::new(&RECIPE.replace(r#"["alpha"]"#, r#"["alpha", "no-such-dist"]"#));
     let err = fails(&p.lock(&index, &[]));
-    assert!(err.contains("no distribution named \"no-such-dist\"") && err.contains("py311"), "{err}");
+    assert!(err.contains("no distribution named \"no-such-dist\"") && err.contains("every target"), "{err}");
+    let err = fails(&p.lock(&index, &["--target", "py311"]));
+    assert!(err.contains("no distribution named \"no-such-dist\"") && err.contains("target py311"), "{err}");
 
     // gamma has only a source release.
     let p = Project::new(&RECIPE.replace(r#"["alpha"]"#, r#"["gamma"]"#));
@@ -474,4 +476,42 @@ fn find_links_are_switched_off_so_every_artifact_comes_from_the_index() {
         .unwrap();
     ok(&out);
     assert_eq!(p.version_of("py311", "alpha"), "2.0");
+}
+
+#[test]
+fn the_index_is_reached_through_the_environments_proxy() {
+    // A one-shot HTTP proxy on localhost: it records the request line and answers 404.
+    // graft must send an absolute-URI request for the index host to it.
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+        }
+        let mut stream = stream;
+        stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        first
+    });
+    let p = Project::new(RECIPE);
+    let out = Command::new(env!("CARGO_BIN_EXE_graft"))
+        .current_dir(p.dir.path())
+        .args(["lock", "--recipe", "recipe.toml", "-o", "test.lock", "--index-url", "http://index.invalid/simple/"])
+        .env("HTTP_PROXY", format!("http://127.0.0.1:{port}"))
+        .env_remove("http_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    let err = fails(&out);
+    let request = seen.join().unwrap();
+    assert!(request.starts_with("GET http://index.invalid/simple/alpha/ HTTP/1.1"), "{request:?}");
+    assert!(err.contains("no distribution named \"alpha\""), "{err}");
 }

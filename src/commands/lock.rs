@@ -100,7 +100,12 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
 
     let spinner = spinner(global);
     spinner.set_message(format!("checking {} requirements on {}", recipe.python.requirements.len(), index.url()));
-    locker.check_requirements_exist(&recipe.python.requirements, &selected[0].name)?;
+    let needed_by = if selected.len() == recipe.targets.len() {
+        "every target".to_string()
+    } else {
+        format!("target {}", selected.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "))
+    };
+    locker.check_requirements_exist(&recipe.python.requirements, &needed_by)?;
     for name in &upgrade {
         let in_old = old
             .as_ref()

@@ -48,7 +48,7 @@ pub enum LockError {
              (upgrade it: `{python} -m pip install --upgrade pip`, or set GRAFT_PYTHON / --python)",
             MIN_PIP.0, MIN_PIP.1)]
     PipTooOld { python: String, found: String },
-    #[error("no distribution named {name:?} on the package index {index} (needed for target {target}); \
+    #[error("no distribution named {name:?} on the package index {index} (needed for {target}); \
              check the spelling in the recipe's [python] requirements")]
     NoDistribution { name: String, index: String, target: String },
     #[error("{name} has no wheel for target {target} ({describe}): {detail}. graft installs wheels \
@@ -519,7 +519,7 @@ impl<'a> Locker<'a> {
                 return Ok(LockError::NoDistribution {
                     name: name.to_string(),
                     index: self.index.url().to_string(),
-                    target: target.name.clone(),
+                    target: format!("target {}", target.name),
                 })
             }
             other => other?,
