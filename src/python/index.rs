@@ -161,6 +161,13 @@ impl PackageIndex {
         files.map_err(page_err)
     }
 
+    /// The listing entry of one locked file (`graft fetch` looks artifacts up by name
+    /// and file name, as the lockfile records no URL). `None` if the index does not list
+    /// it; the caller checks the hash it downloads against the lockfile's.
+    pub fn find_file(&self, project: &str, filename: &str) -> Result<Option<IndexFile>, IndexError> {
+        Ok(self.project_files(project)?.into_iter().find(|f| f.filename == filename))
+    }
+
     fn read_local_page(&self, project: &str, page_url: &Url) -> Result<(Url, Option<String>, Vec<u8>), IndexError> {
         let dir = page_url.to_file_path().map_err(|_| IndexError::BadUrl {
             url: page_url.to_string(),
@@ -694,6 +701,8 @@ mod tests {
         assert!(index.url().ends_with("/simple/"));
         let files = index.project_files("Six").unwrap();
         assert_eq!(files.len(), 1);
+        assert_eq!(index.find_file("six", "six-1.0-py3-none-any.whl").unwrap().as_ref(), Some(&files[0]));
+        assert_eq!(index.find_file("six", "six-2.0-py3-none-any.whl").unwrap(), None);
         let mut out = Vec::new();
         let mut seen = 0;
         let n = index.download(&files[0].url, &mut out, &mut |b| seen = b).unwrap();
