@@ -175,3 +175,45 @@ fn check_sizes(dir: &Path, target: &str) {
         assert_eq!((sha.as_str(), size), (a.sha256.as_str(), a.size), "{name}");
     }
 }
+
+#[test]
+#[ignore = "needs the package index"]
+fn url_archives_are_downloaded_once_checked_and_locked_without_their_url() {
+    // Any https file will do; take the heat-agents source release's address from the
+    // index pip is configured with, so that no host is written here.
+    let python = graft::python::pip::default_python();
+    let index = graft::python::index::PackageIndex::discover(None, &python).unwrap();
+    let files = index.project_files("heat-agents").unwrap();
+    let file = files.iter().rev().find(|f| f.filename.ends_with(".tar.gz") && f.url.starts_with("https://")).unwrap();
+    let sha = file.sha256.clone().unwrap();
+    let recipe = |sha: &str| {
+        format!(
+            "schema = 1\nname = \"u\"\nsource-date-epoch = 0\n[python]\nrequirements = [\"six\"]\n\
+             [[archive]]\nname = \"agents\"\nurl = \"{}\"\nsha256 = \"{sha}\"\nversion = \"x\"\n\
+             [[target]]\nname = \"debian-12\"\npython = \"3.11\"\narch = \"x86_64\"\nglibc = \"2.36\"\n",
+            file.url
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("u.toml");
+    let l = dir.path().join("u.lock");
+    std::fs::write(&r, recipe(&sha)).unwrap();
+    let out = graft(&["lock", "--recipe", r.to_str().unwrap(), "-o", l.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&l).unwrap();
+    assert!(!text.contains("://"), "{text}");
+    let lock = Lockfile::parse(&text, "u.lock").unwrap();
+    let a = lock.targets[0].artifacts.iter().find(|a| a.kind == ArtifactKind::Url).unwrap();
+    assert_eq!((a.name.as_str(), a.version.as_str(), a.sha256.as_str()), ("agents", "x", sha.as_str()));
+    assert_eq!(a.filename, file.filename);
+    if let Some(size) = file.size {
+        assert_eq!(a.size, size);
+    }
+    assert!(a.size > 1000);
+
+    // A wrong sha256 in the recipe is caught by the download.
+    std::fs::write(&r, recipe(&"0".repeat(64))).unwrap();
+    let out = graft(&["lock", "--recipe", r.to_str().unwrap(), "-o", l.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("agents") && err.contains(&sha), "{err}");
+}

@@ -318,7 +318,7 @@ mod tests {
         // Oracle: pip's vendored packaging.version on a handful of pairs.
         let pairs = [("1.0rc1", "1.0"), ("1.0.post1", "1.0"), ("2.0.dev1", "2.0a1"), ("1!1.0", "2.0"), ("1.0-1", "1.0")];
         let script = format!(
-            "from pip._vendor.packaging.version import Version as V\nfor a, b in {pairs:?}:\n    print((V(a) > V(b)) - (V(a) < V(b)))\n"
+            "import pip._vendor\ntry:\n    from pip._vendor.packaging.version import Version as V\nexcept ImportError:\n    from packaging.version import Version as V\nfor a, b in {pairs:?}:\n    print((V(a) > V(b)) - (V(a) < V(b)))\n"
         )
         .replace('[', "(")
         .replace(']', ")");
