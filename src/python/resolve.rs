@@ -18,11 +18,11 @@
 //! would run a source release's build code to learn its metadata: graft picks the newest
 //! final, non-yanked sdist matching the requirement from the index listing itself.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -405,7 +405,8 @@ pub struct Locker<'a> {
     pub python: PathBuf,
     /// The recipe's name for the index, recorded in every index artifact.
     pub index_name: String,
-    files: RefCell<BTreeMap<String, Vec<IndexFile>>>,
+    /// Shared by the threads that lock targets side by side.
+    files: Mutex<BTreeMap<String, Vec<IndexFile>>>,
 }
 
 /// What became of one target.
@@ -418,17 +419,18 @@ pub struct TargetLock {
 
 impl<'a> Locker<'a> {
     pub fn new(index: &'a PackageIndex, python: PathBuf, index_name: String) -> Locker<'a> {
-        Locker { index, python, index_name, files: RefCell::new(BTreeMap::new()) }
+        Locker { index, python, index_name, files: Mutex::new(BTreeMap::new()) }
     }
 
     /// The index's listing of `project`, fetched once.
     pub fn files(&self, project: &str) -> Result<Vec<IndexFile>, IndexError> {
         let key = normalize_name(project);
-        if let Some(f) = self.files.borrow().get(&key) {
+        if let Some(f) = self.files.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(f.clone());
         }
+        // Not held across the request: two threads may fetch the same page once each.
         let files = self.index.project_files(&key)?;
-        self.files.borrow_mut().insert(key, files.clone());
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(key, files.clone());
         Ok(files)
     }
 
