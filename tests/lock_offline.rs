@@ -17,14 +17,15 @@ struct Dist {
     wheel_tags: Option<&'static str>,
     requires: &'static [&'static str],
     yanked: bool,
+    requires_python: Option<&'static str>,
 }
 
 const fn wheel(project: &'static str, version: &'static str, requires: &'static [&'static str]) -> Dist {
-    Dist { project, version, wheel_tags: Some("py3-none-any"), requires, yanked: false }
+    Dist { project, version, wheel_tags: Some("py3-none-any"), requires, yanked: false, requires_python: None }
 }
 
 const fn sdist(project: &'static str, version: &'static str) -> Dist {
-    Dist { project, version, wheel_tags: None, requires: &[], yanked: false }
+    Dist { project, version, wheel_tags: None, requires: &[], yanked: false, requires_python: None }
 }
 
 struct Index {
@@ -56,7 +57,10 @@ impl Index {
             };
             std::fs::write(files.join(&filename), &bytes).unwrap();
             let sha = graft::util::sha256_hex(&bytes);
-            let yanked = if d.yanked { " data-yanked=\"\"" } else { "" };
+            let mut yanked = if d.yanked { " data-yanked=\"\"".to_string() } else { String::new() };
+            if let Some(rp) = d.requires_python {
+                yanked.push_str(&format!(" data-requires-python=\"{}\"", rp.replace('>', "&gt;").replace('<', "&lt;")));
+            }
             let page = pages.entry(graft::python::index::normalize_name(d.project)).or_default();
             page.push_str(&format!("<a href=\"../../files/{filename}#sha256={sha}\"{yanked}>{filename}</a><br/>\n"));
         }
@@ -81,6 +85,9 @@ fn make_wheel(d: &Dist, tags: &str) -> (String, Vec<u8>) {
     let filename = format!("{dist_name}-{}-{tags}.whl", d.version);
     let info = format!("{dist_name}-{}.dist-info", d.version);
     let mut metadata = format!("Metadata-Version: 2.1\nName: {}\nVersion: {}\n", d.project, d.version);
+    if let Some(rp) = d.requires_python {
+        metadata.push_str(&format!("Requires-Python: {rp}\n"));
+    }
     for r in d.requires {
         metadata.push_str(&format!("Requires-Dist: {r}\n"));
     }
@@ -150,6 +157,7 @@ fn first_release() -> Vec<Dist> {
         sdist("agentdata", "3.0rc1"),
         sdist("gamma", "1.0"),
         Dist { wheel_tags: Some("cp311-cp311-manylinux_2_17_x86_64"), ..wheel("delta", "1.0", &[]) },
+        Dist { requires_python: Some(">=3.10"), ..wheel("epsilon", "1.0", &[]) },
     ]
 }
 
@@ -423,6 +431,11 @@ fn errors_name_what_is_wrong_and_what_to_do() {
     assert!(err.contains("delta has no wheel for target py39-arm"), "{err}");
     assert!(err.contains("other platforms or Pythons") && err.contains("delta-1.0-cp311"), "{err}");
     ok(&p.lock(&index, &["--target", "py311"]));
+
+    // epsilon needs Python 3.10: the 3.9 target is named, with the reason.
+    let p = Project::new(&RECIPE.replace(r#"["alpha"]"#, r#"["epsilon"]"#));
+    let err = fails(&p.lock(&index, &[]));
+    assert!(err.contains("epsilon has no wheel for target py39-arm") && err.contains("needs Python >=3.10"), "{err}");
 
     let p = Project::new(&RECIPE.replace("arch = \"x86_64\"", "achr = \"x86_64\""));
     let err = fails(&p.lock(&index, &[]));

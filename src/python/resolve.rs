@@ -363,6 +363,18 @@ pub fn wheel_fits(filename: &str, target: &Target) -> bool {
     plat_ok && abi_ok && py_ok
 }
 
+/// Whether a `requires-python` specifier set admits Python `major.minor` (checked as
+/// `major.minor.0` and as the newest patch level, as pip compares full versions).
+pub fn requires_python_allows(requires_python: &str, python: &str) -> bool {
+    let Ok(req) = SimpleRequirement::parse(&format!("python{}", requires_python.trim())) else {
+        return true; // Unparseable: leave the decision to pip.
+    };
+    [format!("{python}.0"), format!("{python}.999")]
+        .iter()
+        .filter_map(|v| Version::parse(v))
+        .any(|v| req.matches(&v))
+}
+
 /// The version in an sdist or wheel file name of `project`.
 pub fn filename_version(project: &str, filename: &str) -> Option<String> {
     let stem = if let Some(s) = filename.strip_suffix(".whl") {
@@ -537,10 +549,16 @@ impl<'a> Locker<'a> {
             None => ("0".to_string(), "the index lists no release files".to_string()),
             Some((v, files)) => {
                 let wheels: Vec<&str> = files.iter().filter(|f| f.filename.ends_with(".whl")).map(|f| f.filename.as_str()).collect();
-                let fitting = wheels.iter().any(|w| wheel_fits(w, target));
+                let fitting: Vec<&&IndexFile> = files.iter().filter(|f| wheel_fits(&f.filename, target)).collect();
+                let python_excluded = fitting
+                    .iter()
+                    .filter_map(|f| f.requires_python.as_deref())
+                    .find(|rp| !requires_python_allows(rp, &target.python));
                 let detail = if wheels.is_empty() {
                     format!("its newest release, {v}, is a source release only")
-                } else if fitting {
+                } else if let (Some(rp), true) = (python_excluded, !fitting.is_empty()) {
+                    format!("its newest release, {v}, needs Python {rp} (its requires-python), not {}", target.python)
+                } else if !fitting.is_empty() {
                     format!(
                         "its newest release, {v}, has a wheel for it, so the recipe's version limits or another \
                          distribution's requirements exclude every release that has one"
@@ -820,6 +838,16 @@ mod tests {
         assert!(!wheel_fits("x-1-cp311-cp311-linux_x86_64.whl", &deb));
         assert!(!wheel_fits("x-1-cp311-cp311-manylinux_2_17_aarch64.whl", &deb));
         assert!(!wheel_fits("x-1.tar.gz", &deb));
+    }
+
+    #[test]
+    fn requires_python_is_checked_against_the_target() {
+        assert!(requires_python_allows(">=3.8", "3.9"));
+        assert!(!requires_python_allows(">=3.10", "3.9"));
+        assert!(requires_python_allows(">=2.7, !=3.0.*, !=3.1.*", "3.11"));
+        assert!(requires_python_allows(">3.9", "3.9"), "3.9.1 satisfies >3.9");
+        assert!(!requires_python_allows("<3.9", "3.9"));
+        assert!(requires_python_allows("garbage", "3.9"));
     }
 
     #[test]
