@@ -188,6 +188,11 @@ pub struct LockArgs {
     /// The Python interpreter whose pip resolves (default: python3 on PATH).
     #[arg(long, env = "GRAFT_PYTHON", value_name = "PATH")]
     pub python: Option<PathBuf>,
+
+    /// The package index (simple API) to lock against instead of pip's configured one;
+    /// `file:///dir` names a local PEP 503 tree.
+    #[arg(long, value_name = "URL")]
+    pub index_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,2 +1,8 @@
 //! Python packaging: resolving through pip, wheel tags, wheel unpacking, the virtual
 //! environment layout and console-script wrappers.
+
+pub mod index;
+pub mod pip;
+pub mod tags;
+pub mod version;
+pub mod resolve;
