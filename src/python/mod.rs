@@ -1,2 +1,6 @@
 //! Python packaging: resolving through pip, wheel tags, wheel unpacking, the virtual
 //! environment layout and console-script wrappers.
+
+pub mod scripts;
+pub mod venv;
+pub mod wheel;
