@@ -68,15 +68,6 @@ impl Inputs {
     }
 }
 
-/// The cache entries a target needs.
-pub(crate) fn wanted_of(target: &LockedTarget) -> Vec<Wanted> {
-    target
-        .artifacts
-        .iter()
-        .map(|a| Wanted { label: a.filename.clone(), sha256: a.sha256.clone(), size: a.size })
-        .collect()
-}
-
 pub(crate) fn open_cache(global: &GlobalArgs) -> Result<Cache> {
     let dir = global.cache_dir.clone().unwrap_or_else(crate::util::default_cache_dir);
     Cache::open(&dir).with_context(|| format!("cannot open the cache at {}", dir.display()))
@@ -147,15 +138,7 @@ pub fn build(args: &BuildArgs, global: &GlobalArgs) -> Result<Outcome> {
     say(global, format!("Read {} (recipe {}, target {}, {} artifacts)", args.lock.display(), inputs.recipe.name, target.name, target.artifacts.len()));
 
     let cache = open_cache(global)?;
-    let wanted = wanted_of(target);
-    if global.offline {
-        for (label, actual) in cache.require_all(&wanted)? {
-            say(global, format!("Discarded the cache entry of {label}: its bytes hash to {actual}, not the locked sha256"));
-        }
-        say(global, format!("Checked {} cached artifacts in {}", wanted.len(), cache.root().display()));
-    } else {
-        super::fetch::fill_cache(&cache, &inputs, &[target], args.index_url.as_deref(), 4, global)?;
-    }
+    super::fetch::fill_cache(&cache, &inputs, &[target], args.index_url.as_deref(), 4, global)?;
 
     let assembled = assemble(&inputs, target, args.prefix.as_deref(), &cache)?;
     let (files, unpacked) = assembled.tree.file_stats();

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{GlobalArgs, VerifyArgs};
-use crate::commands::build::{assemble, open_cache, say, wanted_of, Inputs};
+use crate::commands::build::{assemble, open_cache, say, Inputs};
 use crate::commands::Outcome;
 use crate::payload::archive::{self, Member};
 use crate::payload::manifest::{Manifest, IN_GUEST_PATH};
@@ -34,12 +34,7 @@ fn verify_rebuild(payload_path: &std::path::Path, args: &VerifyArgs, global: &Gl
         .with_context(|| format!("{label} holds no graft manifest (…/{IN_GUEST_PATH}); is it a graft payload?"))?;
 
     let cache = open_cache(global)?;
-    let wanted = wanted_of(target);
-    if global.offline {
-        cache.require_all(&wanted)?;
-    } else {
-        super::fetch::fill_cache(&cache, &inputs, &[target], None, 4, global)?;
-    }
+    super::fetch::fill_cache(&cache, &inputs, &[target], None, 4, global)?;
     let assembled = assemble(&inputs, target, Some(&prefix), &cache)?;
     let rebuilt = archive::write_tar_gz(&assembled.tree, inputs.lock.source_date_epoch, Vec::new())
         .context("cannot write the rebuilt payload in memory")?;
