@@ -222,7 +222,7 @@ impl Fixture {
         let recipe = root.join("mini.toml");
         std::fs::write(&recipe, RECIPE).unwrap();
         let lock = root.join("mini.lock");
-        std::fs::write(&lock, lockfile(&std::fs::read(&recipe).unwrap(), &artifacts)).unwrap();
+        std::fs::write(&lock, lockfile(&artifacts)).unwrap();
         let index_url = format!("file://{}/simple/", root.display());
         let artifacts = artifacts.into_iter().map(|(k, v)| (k, v.3)).collect();
         Fixture { dir, recipe, lock, index_url, artifacts }
@@ -247,11 +247,12 @@ impl Fixture {
 }
 
 /// A lockfile in the format graft reads, written here by hand.
-fn lockfile(recipe: &[u8], artifacts: &BTreeMap<String, (String, String, &str, Vec<u8>)>) -> String {
+fn lockfile(artifacts: &BTreeMap<String, (String, String, &str, Vec<u8>)>) -> String {
+    // The recipe digest is graft's own definition (what a lockfile depends on).
+    let digest = graft::recipe::Recipe::parse(RECIPE, "mini.toml").unwrap().lock_digest();
     let mut s = format!(
-        "schema = 1\ngraft-version = \"0.1.0\"\nrecipe = \"mini\"\nrecipe-digest = \"sha256:{}\"\nsource-date-epoch = {EPOCH}\n\n\
-         [[target]]\nname = \"debian-12\"\npython = \"3.11\"\nimplementation = \"cp\"\nabi = \"cp311\"\narch = \"x86_64\"\nglibc = \"2.36\"\n",
-        sha256_hex(recipe)
+        "schema = 1\ngraft-version = \"0.1.0\"\nrecipe = \"mini\"\nrecipe-digest = \"{digest}\"\nsource-date-epoch = {EPOCH}\n\n\
+         [[target]]\nname = \"debian-12\"\npython = \"3.11\"\nimplementation = \"cp\"\nabi = \"cp311\"\narch = \"x86_64\"\nglibc = \"2.36\"\n"
     );
     for (filename, (project, version, kind, bytes)) in artifacts {
         s.push_str(&format!(
@@ -583,7 +584,7 @@ fn hostile_wheels_are_rejected_naming_the_wheel() {
 #[test]
 fn a_stale_lockfile_is_refused() {
     let fx = Fixture::new(&[]);
-    let text = std::fs::read_to_string(&fx.recipe).unwrap().replace("mini agent", "mini agent, edited");
+    let text = std::fs::read_to_string(&fx.recipe).unwrap().replace("\"helper\"]", "\"helper\", \"extra\"]");
     std::fs::write(&fx.recipe, text).unwrap();
     let err = fails(&fx.run(&fx.path().join("cache"), &["--offline", "build", "--target", "debian-12"]));
     assert!(err.contains("stale") && err.contains("graft lock"), "{err}");

@@ -50,7 +50,7 @@ fn lockfile(work: &Path) -> PathBuf {
         return PathBuf::from(l);
     }
     let committed = root().join("lockfiles/heat-agent.lock");
-    let digest = format!("sha256:{}", sha256_hex(&std::fs::read(recipe()).unwrap()));
+    let digest = graft::recipe::Recipe::load(&recipe()).unwrap().lock_digest();
     if std::fs::read_to_string(&committed).is_ok_and(|t| t.contains(&digest)) {
         return committed;
     }

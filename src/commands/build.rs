@@ -37,10 +37,12 @@ impl Inputs {
             std::str::from_utf8(&lock_bytes).with_context(|| format!("lockfile {} is not UTF-8", lock_path.display()))?,
             &lock_path.display().to_string(),
         )?;
-        let recipe_digest = format!("sha256:{}", crate::util::sha256_hex(&recipe_bytes));
+        // The digest covers what the lockfile depends on (requirements, archives,
+        // targets, epoch), not the layout or the service: see `Recipe::lock_digest`.
+        let recipe_digest = recipe.lock_digest();
         if lock.recipe_digest != recipe_digest {
             bail!(
-                "lockfile {} is stale: it was made from a recipe with digest {}, but {} has digest {}; run `graft lock`",
+                "lockfile {} is stale: it was made from a recipe with digest {}, but {} now has digest {}; run `graft lock`",
                 lock_path.display(),
                 lock.recipe_digest,
                 recipe_path.display(),
