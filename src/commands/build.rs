@@ -78,8 +78,18 @@ pub(crate) fn open_cache(global: &GlobalArgs) -> Result<Cache> {
 /// Prints one line of progress unless `-q` or `--json`.
 pub(crate) fn say(global: &GlobalArgs, line: impl AsRef<str>) {
     if !global.quiet {
-        eprintln!("{}", line.as_ref());
+        if global.verbose >= 2 {
+            // -vv: when each step ended, for profiling; never part of any output file.
+            eprintln!("[{:>7.3}s] {}", started().elapsed().as_secs_f64(), line.as_ref());
+        } else {
+            eprintln!("{}", line.as_ref());
+        }
     }
+}
+
+fn started() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
 }
 
 /// Assembles the payload of `target` from verified cache entries.
@@ -130,6 +140,7 @@ pub fn manifest_path_for(output: &Path) -> PathBuf {
 }
 
 pub fn build(args: &BuildArgs, global: &GlobalArgs) -> Result<Outcome> {
+    started();
     let inputs = Inputs::load(&args.recipe, &args.lock)?;
     let target = inputs.target(&args.target, &args.lock)?;
     if let Some(p) = &args.prefix {

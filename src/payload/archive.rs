@@ -11,8 +11,9 @@
 //!   modes from the tree (already normalised);
 //! - gzip header with no file name, mtime 0, OS byte 255 ("unknown"), compressed by
 //!   flate2's pure-Rust miniz_oxide backend (the only one Cargo.toml enables) at level
-//!   [`GZIP_LEVEL`]. A different backend or level would give other, equally valid,
-//!   bytes: both are pinned.
+//!   [`GZIP_LEVEL`], in independent 1 MiB pieces on several threads
+//!   ([`super::gzip`]). A different backend, level or piece size would give other,
+//!   equally valid, bytes: all three are pinned; the thread count changes nothing.
 //!
 //! Reading ([`read_tar_gz`]) serves the heat-agents source release and payloads read back
 //! by `graft verify --rebuild` and tests: absolute paths, `..`, links whose target leaves
@@ -21,7 +22,6 @@
 
 use std::io::{self, Read, Write};
 
-use flate2::{Compression, GzBuilder};
 use thiserror::Error;
 
 use super::tree::{Entry, Node, Tree};
@@ -46,7 +46,8 @@ pub enum ArchiveError {
 
 /// Writes `tree` as a gzip-compressed tar to `out`, returning `out` when done.
 pub fn write_tar_gz<W: Write>(tree: &Tree, epoch: i64, out: W) -> io::Result<W> {
-    let gz = GzBuilder::new().mtime(0).operating_system(255).write(out, Compression::new(GZIP_LEVEL));
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let gz = super::gzip::ParallelGzWriter::new(out, GZIP_LEVEL, threads)?;
     let mut builder = tar::Builder::new(gz);
     let mtime = u64::try_from(epoch).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative epoch"))?;
     for (path, entry) in tree.iter() {
@@ -243,7 +244,7 @@ mod tests {
     }
 
     fn raw_tar(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
-        let gz = flate2::write::GzEncoder::new(Vec::new(), Compression::fast());
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let mut b = tar::Builder::new(gz);
         for (path, kind, link) in entries {
             let mut h = tar::Header::new_old();

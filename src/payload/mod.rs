@@ -26,6 +26,7 @@ use crate::python::{venv, wheel};
 use crate::recipe::Recipe;
 
 pub mod archive;
+pub mod gzip;
 pub mod manifest;
 pub mod tree;
 pub mod unit;
