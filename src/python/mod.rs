@@ -3,6 +3,9 @@
 
 pub mod index;
 pub mod pip;
-pub mod tags;
-pub mod version;
 pub mod resolve;
+pub mod scripts;
+pub mod tags;
+pub mod venv;
+pub mod version;
+pub mod wheel;
