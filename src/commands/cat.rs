@@ -7,7 +7,7 @@ use crate::commands::Outcome;
 use crate::guest::layout;
 
 pub fn cat(args: &CatArgs, _global: &GlobalArgs) -> Result<Outcome> {
-    let l = layout::open(&args.image).with_context(|| format!("opening {}", args.image.display()))?;
+    let l = layout::open(&args.image)?;
     let guest = l.guest.as_ref().ok_or_else(|| {
         anyhow!("{}: no readable root filesystem: {}", args.image.display(), l.problems.join("; "))
     })?;

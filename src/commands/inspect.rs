@@ -46,7 +46,7 @@ pub fn inspect(args: &InspectArgs, global: &GlobalArgs) -> Result<Outcome> {
     if args.read_all {
         return read_all(args);
     }
-    let l = layout::open(&args.image).with_context(|| format!("inspecting {}", args.image.display()))?;
+    let l = layout::open(&args.image)?;
     let guest_facts = l.guest.as_ref().map(facts::inspect).unwrap_or_default();
     let report = Report {
         schema: INSPECT_SCHEMA,

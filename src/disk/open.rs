@@ -82,7 +82,7 @@ pub struct ImageInfo {
 /// Why an image cannot be opened. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

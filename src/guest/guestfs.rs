@@ -33,7 +33,7 @@ pub enum GuestError {
     IsADirectory { path: String },
     #[error("{path}: larger than {MAX_READ} bytes; not read into memory")]
     TooLarge { path: String },
-    #[error("reading the guest filesystem at {path}: {source}")]
+    #[error("reading the guest filesystem at {path}")]
     Ext4 {
         path: String,
         #[source]

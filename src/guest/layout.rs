@@ -49,7 +49,7 @@ pub struct Layout {
 pub enum LayoutError {
     #[error(transparent)]
     Disk(#[from] disk::DiskError),
-    #[error("{path}: {source}")]
+    #[error("{path}: partition table")]
     Partition {
         path: String,
         #[source]
