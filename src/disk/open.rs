@@ -72,10 +72,8 @@ pub struct ImageInfo {
     /// Backing images, nearest first. Empty when the image stands alone.
     pub backing_chain: Vec<BackingInfo>,
     /// qcow2 only: the version (2 = compat 0.10, 3 = compat 1.1).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub qcow2_version: Option<u32>,
     /// qcow2 only: the cluster size in bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_size: Option<u64>,
 }
 

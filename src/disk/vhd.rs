@@ -396,6 +396,16 @@ impl<S: VhdStore> VhdDevice<S> {
         &self.footer
     }
 
+    /// The block size of a dynamic disk; `None` for a fixed one.
+    pub fn block_size(&self) -> Option<u64> {
+        self.dynamic.as_ref().map(|d| d.block_size)
+    }
+
+    /// How many blocks of a dynamic disk are allocated (0 for a fixed one).
+    pub fn allocated_blocks(&self) -> usize {
+        self.dynamic.as_ref().map_or(0, |d| d.bat.iter().filter(|&&e| e != UNUSED_BAT).count())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
