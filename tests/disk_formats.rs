@@ -7,7 +7,7 @@ mod disk_support;
 use std::path::Path;
 
 use disk_support::*;
-use graft::disk::{self, copy, qcow2, vhd, Access, BlockDevice, ImageFormat};
+use graft::disk::{self, copy, qcow2, vhd, Access, ImageFormat};
 
 /// Opens `img` with graft, checks it reads like the raw original, writes the pattern, and
 /// checks the result with qemu-img against the same writes made to a raw copy.

@@ -28,7 +28,15 @@ const FICLONE: libc::c_ulong = 0x4004_9409;
 /// Copies the file `src` to `dst` (created, or truncated if it exists), keeping holes.
 pub fn copy_image(src: &Path, dst: &Path) -> Result<CopyMethod, DiskError> {
     let input = File::open(src).map_err(|e| DiskError::io(src, e))?;
-    let len = input.metadata().map_err(|e| DiskError::io(src, e))?.len();
+    let src_meta = input.metadata().map_err(|e| DiskError::io(src, e))?;
+    let len = src_meta.len();
+    // Truncating the destination must never truncate the source.
+    if let Ok(dst_meta) = std::fs::metadata(dst) {
+        use std::os::unix::fs::MetadataExt;
+        if dst_meta.dev() == src_meta.dev() && dst_meta.ino() == src_meta.ino() {
+            return Err(DiskError::io(dst, io::Error::new(io::ErrorKind::InvalidInput, format!("is the same file as {}", src.display()))));
+        }
+    }
     let output = OpenOptions::new()
         .write(true)
         .create(true)

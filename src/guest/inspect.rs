@@ -55,13 +55,14 @@ pub struct GuestFacts {
 
 pub fn inspect(g: &Guest) -> GuestFacts {
     let python = python(g);
+    let arch = architecture(g);
     GuestFacts {
         os: os_release(g),
         cloud_init: cloud_init(g, &python),
         python,
         glibc: glibc(g),
-        architecture: architecture(g).map(|(a, _)| a),
-        architecture_from: architecture(g).map(|(_, p)| p),
+        architecture: arch.as_ref().map(|(a, _)| a.clone()),
+        architecture_from: arch.map(|(_, p)| p),
         init: init_system(g),
         selinux: selinux(g),
     }
