@@ -228,3 +228,15 @@ pub fn read_all(dev: &dyn BlockDevice) -> Vec<u8> {
     dev.read_at(&mut v, 0).unwrap();
     v
 }
+
+/// The host offset `qemu-img map` gives for the data at `guest`: `None` for holes and for
+/// compressed clusters (which qemu-img map lists without an offset).
+pub fn qemu_map_offset(img: &Path, guest: u64) -> Option<u64> {
+    let out = run("qemu-img", &["map", "--output=json", p(img)]);
+    let map: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    map.as_array().unwrap().iter().find_map(|e| {
+        let start = e["start"].as_u64().unwrap();
+        let len = e["length"].as_u64().unwrap();
+        (start <= guest && guest < start + len && e["data"] == true).then(|| e["offset"].as_u64().map(|o| o + guest - start)).flatten()
+    })
+}
