@@ -717,6 +717,32 @@ mod tests {
     }
 
     #[test]
+    fn sectors_with_a_clear_bitmap_bit_read_as_zeros() {
+        let mut dev = open_mem(empty_dynamic_bytes(4 << 20), Access::ReadWrite).unwrap();
+        dev.write_at(&[9u8; 2048], 0).unwrap();
+        let mut store = dev.into_store();
+        // Block 0 starts where the first footer was; clear the bits of sectors 1 and 2 and
+        // leave stale bytes there, as another tool might.
+        let block0 = u32::from_be_bytes(store[1536..1540].try_into().unwrap()) as usize * 512;
+        store[block0] = 0b1001_1111;
+        let mut dev = open_mem(store, Access::ReadWrite).unwrap();
+        let mut b = vec![0u8; 2048];
+        dev.read_at(&mut b, 0).unwrap();
+        assert!(b[..512].iter().all(|&x| x == 9));
+        assert!(b[512..1536].iter().all(|&x| x == 0));
+        assert!(b[1536..].iter().all(|&x| x == 9));
+        // A 10-byte write into sector 1 marks it present and zero-fills the rest of it.
+        dev.write_at(&[5u8; 10], 600).unwrap();
+        dev.read_at(&mut b, 0).unwrap();
+        assert!(b[512..600].iter().all(|&x| x == 0));
+        assert!(b[600..610].iter().all(|&x| x == 5));
+        assert!(b[610..1024].iter().all(|&x| x == 0));
+        assert!(b[1024..1536].iter().all(|&x| x == 0));
+        let store = dev.into_store();
+        assert_eq!(store[block0], 0b1101_1111);
+    }
+
+    #[test]
     fn hostile_dynamic_images_are_errors_not_panics() {
         let good = empty_dynamic_bytes(4 << 20);
         // Wrong footer checksum.
