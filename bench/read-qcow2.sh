@@ -10,17 +10,18 @@ mkdir -p "$work"
 img="$work/bench-2g.qcow2"
 if [[ ! -f $img ]]; then
     raw="$work/bench-2g.raw"
-    # Compressible but not trivial content: 2 GiB of repeated text blocks with the
-    # offset mixed in, so every cluster is non-zero and compresses about 4:1.
+    # Every cluster non-zero and about 2:1 compressible, like an OS image: each 4 KiB is
+    # 2 KiB of (seeded, reproducible) random bytes and 2 KiB of text.
     python3 - "$raw" <<'PY'
-import sys, hashlib
+import random, sys
 size = 2 << 30
 chunk = 1 << 20
+rng = random.Random(20261125)
+text = (b"graft bench: the quick brown fox jumps over the lazy dog. " * 40)[:2048]
 with open(sys.argv[1], "wb") as f:
     for off in range(0, size, chunk):
-        seed = hashlib.sha256(off.to_bytes(8, "little")).digest()
-        line = (seed.hex() + " graft bench ").encode() * 4
-        f.write((line * (chunk // len(line) + 1))[:chunk])
+        noise = rng.randbytes(chunk // 2)
+        f.write(b"".join(noise[i:i + 2048] + text for i in range(0, chunk // 2, 2048)))
 PY
     qemu-img convert -c -O qcow2 "$raw" "$img"
     rm -f "$raw"
