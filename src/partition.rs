@@ -200,6 +200,22 @@ pub fn gpt_type_name(guid: &str) -> &'static str {
     }
 }
 
+/// The root partition as far as the table alone can tell: a GPT partition whose type is
+/// "Linux root" for some architecture (the Discoverable Partitions Specification), with
+/// the reason. Choosing among plain "Linux filesystem" partitions needs their contents:
+/// `guest::layout::find_root` does that, one layer up.
+pub fn find_root_by_type(table: &PartitionTable) -> Option<(&Partition, String)> {
+    let mut roots = table.partitions.iter().filter(|p| is_gpt_root_type(&p.type_id));
+    let first = roots.next()?;
+    let others = roots.count();
+    let reason = if others == 0 {
+        format!("partition {} has the GPT type {} ({})", first.index, first.type_name, first.type_id)
+    } else {
+        format!("partition {} is the first of {} partitions with a GPT Linux root type ({})", first.index, others + 1, first.type_name)
+    };
+    Some((first, reason))
+}
+
 /// Whether a GPT type says "this is a Linux root filesystem".
 pub fn is_gpt_root_type(guid: &str) -> bool {
     gpt_type_name(guid).starts_with("Linux root")

@@ -141,11 +141,14 @@ pub fn find_root(
     let whole = table.kind == TableKind::None;
     let describe = |r: &RegionReport| if whole { "the whole disk (no partition table)".to_string() } else { format!("partition {}", r.partition.index) };
 
-    if let Some(r) = regions.iter().find(|r| r.filesystem.is_some() && partition::is_gpt_root_type(&r.partition.type_id)) {
-        let fs = r.filesystem.unwrap();
-        let guest = if fs.is_ext() { load(r, problems) } else { None };
-        let reason = format!("{} has the GPT type {} ({})", describe(r), r.partition.type_name, r.partition.type_id);
-        return (Some(RootChoice { partition: r.partition.index, filesystem: fs, reason }), guest);
+    if let Some((p, reason)) = partition::find_root_by_type(table) {
+        if let Some(r) = regions.iter().find(|r| r.partition.index == p.index) {
+            if let Some(fs) = r.filesystem {
+                let guest = if fs.is_ext() { load(r, problems) } else { None };
+                return (Some(RootChoice { partition: p.index, filesystem: fs, reason }), guest);
+            }
+            problems.push(format!("partition {} has a Linux root type but no filesystem graft recognises", p.index));
+        }
     }
 
     let ext: Vec<&RegionReport> = regions.iter().filter(|r| r.filesystem.is_some_and(FsKind::is_ext)).collect();
