@@ -365,7 +365,7 @@ fn walk_chain(top: &Path) -> Result<Vec<ChainLink>, DiskError> {
     }
 }
 
-type Access2 = FormatAccess<ImagoFile>;
+type ImagoImage = FormatAccess<ImagoFile>;
 
 fn imago_err(path: &Path) -> impl Fn(io::Error) -> DiskError + '_ {
     move |e| DiskError::io(path, io::Error::new(e.kind(), format!("qcow2 (imago): {e}")))
@@ -379,7 +379,7 @@ fn open_storage(path: &Path, writable: bool) -> Result<ImagoFile, DiskError> {
 /// A qcow2 image (with its backing chain) as a [`BlockDevice`].
 pub struct Qcow2Device {
     path: PathBuf,
-    access: Access2,
+    access: ImagoImage,
     size: u64,
     header: Header,
     chain: Vec<BackingInfo>,
@@ -391,7 +391,7 @@ impl Qcow2Device {
         let links = walk_chain(path)?;
         // Open bottom-up, handing each layer to the one above as its backing image, so that
         // imago never opens anything on its own.
-        let mut below: Option<Access2> = None;
+        let mut below: Option<ImagoImage> = None;
         let mut chain = Vec::new();
         for (depth, link) in links.iter().enumerate().rev() {
             let writable = depth == 0 && access.writable();
