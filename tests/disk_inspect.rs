@@ -143,3 +143,23 @@ fn ls_and_cat_stay_inside_the_guest() {
     let size: u64 = text.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert_eq!(size, std::fs::metadata(d.join("tree/usr/bin/dash")).unwrap().len());
 }
+
+#[test]
+fn ext2_and_ext3_are_named_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tree = guest_tree(d);
+    for kind in ["ext2", "ext3"] {
+        let img = d.join(format!("{kind}.img"));
+        std::fs::File::create(&img).unwrap().set_len(16 << 20).unwrap();
+        run("mkfs.ext4", &["-q", "-F", "-t", kind, "-d", p(&tree), p(&img)]);
+        // blkid, an independent reader, agrees on the type.
+        let blkid = run("blkid", &["-o", "value", "-s", "TYPE", p(&img)]);
+        assert_eq!(String::from_utf8_lossy(&blkid.stdout).trim(), kind);
+        let j = inspect_json(&img);
+        assert_eq!(j["partitions"][0]["filesystem"], kind);
+        assert_eq!(j["root"]["filesystem"], kind);
+        assert_eq!(j["os"]["id"], "debian");
+        assert_eq!(j["init"], "systemd");
+    }
+}
