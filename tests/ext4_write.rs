@@ -213,7 +213,7 @@ fn copy_in(img: &Path, host: &Path, guest: &str) -> graft::fs::ext4::Report {
     let items = scan_tree(host).unwrap();
     let mut dev = RawFile::open(img, true).unwrap();
     let mut w = Ext4Writer::open(&mut dev).unwrap();
-    let n = needs(&w, &items);
+    let n = needs(&mut w, &items, guest).unwrap();
     w.check_space(&n).unwrap();
     copy_tree(&mut w, &items, guest, UID, GID, EPOCH, false).unwrap();
     w.commit().unwrap()
@@ -318,6 +318,9 @@ fn into_existing_large_htree_directory() {
     fs::write(pre.join("etc/hostname"), b"guest\n").unwrap();
     let img = tmp.path().join("img");
     mkfs(&img, 256, &[], Some(&pre));
+    // mke2fs -d writes directories linearly; e2fsck -D indexes them as the kernel would.
+    let (_, text) = run(Command::new("e2fsck").args(["-fyD"]).arg(&img));
+    e2fsck_clean(&img, &format!("after e2fsck -D: {text}"));
     let info = debugfs(&img, "htree_dump /big");
     assert!(info.contains("Number of entries"), "mke2fs -d did not index /big: {}", &info[..info.len().min(500)]);
     let before_big = dumped_view(&img, "/big", tmp.path());
@@ -364,8 +367,9 @@ fn nearly_full_and_out_of_inodes() {
     fs::write(host.join("too-big"), vec![1u8; 12 << 20]).unwrap();
     let items = scan_tree(&host).unwrap();
     let mut dev = RawFile::open(&img, true).unwrap();
-    let w = Ext4Writer::open(&mut dev).unwrap();
-    let err = w.check_space(&needs(&w, &items)).unwrap_err();
+    let mut w = Ext4Writer::open(&mut dev).unwrap();
+    let n = needs(&mut w, &items, "/x").unwrap();
+    let err = w.check_space(&n).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Ext4Error::NoSpace(_)), "{msg}");
     assert!(msg.contains("needs") && msg.contains(&format!("{} blocks", w.free_blocks())), "{msg}");
@@ -382,8 +386,9 @@ fn nearly_full_and_out_of_inodes() {
     }
     let items = scan_tree(&many).unwrap();
     let mut dev = RawFile::open(&img2, true).unwrap();
-    let w = Ext4Writer::open(&mut dev).unwrap();
-    let msg = w.check_space(&needs(&w, &items)).unwrap_err().to_string();
+    let mut w = Ext4Writer::open(&mut dev).unwrap();
+    let n = needs(&mut w, &items, "/x").unwrap();
+    let msg = w.check_space(&n).unwrap_err().to_string();
     assert!(msg.contains("inodes") && msg.contains(&format!("{} inodes free", w.free_inodes())), "{msg}");
     drop(w);
     drop(dev);

@@ -48,9 +48,23 @@ pub fn scan_tree(host_dir: &Path) -> Result<Vec<Item>> {
     Ok(items)
 }
 
-/// Blocks and inodes the items need in the worst case (checked before writing anything).
-pub fn needs(w: &Ext4Writer, items: &[Item]) -> Needs {
+/// Blocks and inodes the items need in the worst case (checked before writing anything),
+/// the missing directories of `guest_dir` included.
+pub fn needs(w: &mut Ext4Writer, items: &[Item], guest_dir: &str) -> Result<Needs> {
     let mut n = Needs::default();
+    let comps: Vec<&str> = guest_dir.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let mut existing = 0;
+    for k in (0..=comps.len()).rev() {
+        if w.lookup(&format!("/{}", comps[..k].join("/")))?.is_some() {
+            existing = k;
+            break;
+        }
+    }
+    let missing = (comps.len() - existing) as u64;
+    if missing > 0 {
+        n.inodes += missing;
+        n.blocks += missing + w.dir_growth_blocks(1, comps[existing].len() as u64);
+    }
     let mut names = std::collections::BTreeMap::<&str, (u64, u64)>::new();
     for it in items {
         let rel = match it {
@@ -70,10 +84,7 @@ pub fn needs(w: &Ext4Writer, items: &[Item]) -> Needs {
     for (count, bytes) in names.values() {
         n.blocks += w.dir_growth_blocks(*count, *bytes);
     }
-    // The guest directory's own missing parents: a few blocks and inodes at most.
-    n.blocks += 8;
-    n.inodes += 8;
-    n
+    Ok(n)
 }
 
 /// Copies `items` from the host into `guest_dir` (created if missing).
@@ -178,7 +189,7 @@ pub fn copy_into_image(image: &Path, items: &[Item], guest_dir: &str, uid: u32, 
     let (start, len) = find_ext_region(image, &raw)?;
     let mut region = Region::new(&mut raw, start, len)?;
     let mut w = Ext4Writer::open(&mut region).with_context(|| format!("{}: opening the filesystem at byte {start}", image.display()))?;
-    let n = needs(&w, items);
+    let n = needs(&mut w, items, guest_dir)?;
     w.check_space(&n).with_context(|| format!("{}: checking free space", image.display()))?;
     copy_tree(&mut w, items, guest_dir, uid, gid, epoch, replace)?;
     let report = w.commit().with_context(|| format!("{}: writing the filesystem metadata", image.display()))?;
