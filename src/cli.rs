@@ -255,6 +255,10 @@ pub struct BuildArgs {
 pub struct InspectArgs {
     /// The image: qcow2, VHD or raw.
     pub image: PathBuf,
+    /// Benchmarking aid: read the whole virtual disk through graft's block layer and
+    /// print how long it took, instead of inspecting.
+    #[arg(long, hide = true)]
+    pub read_all: bool,
 }
 
 #[derive(Debug, Args)]

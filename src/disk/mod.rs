@@ -9,6 +9,13 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+pub mod copy;
+pub mod open;
+pub mod qcow2;
+pub mod vhd;
+
+pub use open::{image_info, open_image, open_image_with_info, Access, BackingInfo, DiskError, ImageFormat, ImageInfo};
+
 /// Random access to a virtual disk's bytes.
 ///
 /// `read_at` fills the whole buffer or fails; reading past `len()` is an error
