@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::{CopyInArgs, GlobalArgs};
 use crate::commands::Outcome;
-use crate::disk::{BlockDevice, RawFile, Region};
+use crate::disk::Access;
 use crate::fs::ext4::{Ext4Writer, Meta, Needs, Report};
 
 /// One thing to create, relative to the guest directory.
@@ -88,6 +89,7 @@ pub fn needs(w: &mut Ext4Writer, items: &[Item], guest_dir: &str) -> Result<Need
 }
 
 /// Copies `items` from the host into `guest_dir` (created if missing).
+#[allow(clippy::too_many_arguments)]
 pub fn copy_tree(
     w: &mut Ext4Writer,
     items: &[Item],
@@ -129,102 +131,71 @@ fn parse_owner(s: &str) -> Result<(u32, u32)> {
     ))
 }
 
-fn has_ext_magic(dev: &dyn BlockDevice, start: u64) -> bool {
-    let mut m = [0u8; 2];
-    dev.read_at(&mut m, start + 1080).is_ok() && m == [0x53, 0xEF]
-}
-
-/// Where the ext filesystem lies: the whole disk, or the largest GPT/MBR partition
-/// holding one. Minimal until the partition layer lands.
-pub fn find_ext_region(path: &Path, dev: &dyn BlockDevice) -> Result<(u64, u64)> {
-    if has_ext_magic(dev, 0) {
-        return Ok((0, dev.len()));
+/// Opens `image` (raw, qcow2 or VHD), finds its root ext2/3/4 filesystem, copies the
+/// items in and commits. Returns the writer's report and which region was written.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_into_image(
+    image: &Path,
+    items: &[Item],
+    guest_dir: &str,
+    uid: u32,
+    gid: u32,
+    epoch: i64,
+    replace: bool,
+    label: &Path,
+) -> Result<(Report, String)> {
+    let layout = crate::guest::layout::open(image).with_context(|| format!("opening {}", label.display()))?;
+    let Some(root) = layout.root.clone() else {
+        bail!("{}: no root filesystem found: {}", label.display(), layout.problems.join("; "));
+    };
+    if !root.filesystem.is_ext() {
+        bail!("{}: the root filesystem is {}, graft writes only ext2/3/4", label.display(), root.filesystem.name());
     }
-    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut cands: Vec<(u64, u64)> = Vec::new();
-    if let Ok(gpt) = gptman::GPT::find_from(&mut f) {
-        let ss = gpt.sector_size;
-        for (_, p) in gpt.iter() {
-            if p.is_used() {
-                cands.push((p.starting_lba * ss, (p.ending_lba - p.starting_lba + 1) * ss));
-            }
-        }
-    } else if let Ok(mbr) = mbrman::MBR::read_from(&mut f, 512) {
-        for (_, p) in mbr.iter() {
-            if p.is_used() {
-                cands.push((p.starting_lba as u64 * 512, p.sectors as u64 * 512));
-            }
-        }
-    }
-    cands.retain(|&(s, l)| s.checked_add(l).is_some_and(|e| e <= dev.len()) && has_ext_magic(dev, s));
-    cands.sort_by_key(|&(s, l)| (std::cmp::Reverse(l), s));
-    cands.first().copied().with_context(|| {
-        format!("{}: no ext2/3/4 filesystem found (whole disk, GPT or MBR partitions)", path.display())
-    })
-}
-
-fn is_raw(path: &Path) -> Result<()> {
-    let mut magic = [0u8; 4];
-    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let n = f.read(&mut magic)?;
-    if n == 4 && &magic == b"QFI\xfb" {
-        bail!("{}: qcow2 images are not supported by copy-in yet (convert with qemu-img convert -O raw)", path.display());
-    }
-    let len = f.metadata()?.len();
-    if len >= 512 {
-        let mut footer = [0u8; 8];
-        use std::os::unix::fs::FileExt;
-        f.read_exact_at(&mut footer, len - 512)?;
-        if &footer == b"conectix" {
-            bail!("{}: VHD images are not supported by copy-in yet (convert with qemu-img convert -O raw)", path.display());
-        }
-    }
-    Ok(())
-}
-
-/// Opens `image`, copies the tree in, commits. Returns the writer's report.
-pub fn copy_into_image(image: &Path, items: &[Item], guest_dir: &str, uid: u32, gid: u32, epoch: i64, replace: bool) -> Result<Report> {
-    is_raw(image)?;
-    let mut raw = RawFile::open(image, true).with_context(|| format!("opening {} for writing", image.display()))?;
-    let (start, len) = find_ext_region(image, &raw)?;
-    let mut region = Region::new(&mut raw, start, len)?;
-    let mut w = Ext4Writer::open(&mut region).with_context(|| format!("{}: opening the filesystem at byte {start}", image.display()))?;
+    let regions = layout.regions.clone();
+    drop(layout);
+    let mut dev = crate::disk::open_image(image, Access::ReadWrite).with_context(|| format!("opening {} for writing", label.display()))?;
+    let mut region = crate::guest::layout::root_region(&mut *dev, &regions, &root)
+        .with_context(|| format!("{}: root partition", label.display()))?;
+    let mut w = Ext4Writer::open(&mut region).with_context(|| format!("{}: opening the root filesystem ({})", label.display(), root.reason))?;
     let n = needs(&mut w, items, guest_dir)?;
-    w.check_space(&n).with_context(|| format!("{}: checking free space", image.display()))?;
+    w.check_space(&n).with_context(|| format!("{}: checking free space", label.display()))?;
     copy_tree(&mut w, items, guest_dir, uid, gid, epoch, replace)?;
-    let report = w.commit().with_context(|| format!("{}: writing the filesystem metadata", image.display()))?;
-    Ok(report)
+    let report = w.commit().with_context(|| format!("{}: writing the filesystem metadata", label.display()))?;
+    drop(region);
+    dev.flush().with_context(|| format!("flushing {}", label.display()))?;
+    let where_ = if root.partition == 0 { "whole disk".to_string() } else { format!("partition {}", root.partition) };
+    Ok((report, where_))
 }
 
 pub fn copy_in(args: &CopyInArgs, global: &GlobalArgs) -> Result<Outcome> {
     if args.out.overlay || args.out.format.is_some() {
-        bail!("copy-in writes raw images only for now: --overlay and --format are not implemented yet");
+        bail!("copy-in: --overlay and --format are not implemented yet; the output has the input's format");
     }
     let (uid, gid) = parse_owner(&args.owner)?;
     if !args.guest_dir.starts_with('/') {
         bail!("GUEST_DIR {:?} must be absolute, e.g. /opt/agent", args.guest_dir);
     }
     let items = scan_tree(&args.host_dir)?;
-    let report = if args.out.in_place {
-        copy_into_image(&args.image, &items, &args.guest_dir, uid, gid, args.epoch, args.replace)?
+    let (report, region) = if args.out.in_place {
+        copy_into_image(&args.image, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, &args.image)?
     } else {
         let out = args.out.output.as_ref().context("give -o OUT or --in-place")?;
-        let mut tmp = crate::util::AtomicFile::create(out).with_context(|| format!("creating {}", out.display()))?;
-        let mut src = File::open(&args.image).with_context(|| format!("opening {}", args.image.display()))?;
-        // std::io::copy uses copy_file_range on Linux (a reflink where the filesystem can).
-        std::io::copy(&mut src, tmp.file()).with_context(|| format!("copying {} to {}", args.image.display(), out.display()))?;
+        let tmp = crate::util::AtomicFile::create(out).with_context(|| format!("creating {}", out.display()))?;
         let tmp_path = tmp.temp_path().to_path_buf();
-        let report = copy_into_image(&tmp_path, &items, &args.guest_dir, uid, gid, args.epoch, args.replace)?;
+        // A reflink or sparse copy: unchanged clusters stay byte-identical.
+        crate::disk::copy::copy_image(&args.image, &tmp_path)
+            .with_context(|| format!("copying {} to {}", args.image.display(), out.display()))?;
+        let report = copy_into_image(&tmp_path, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, out)?;
         tmp.commit().with_context(|| format!("renaming into {}", out.display()))?;
         report
     };
     let target = if args.out.in_place { args.image.clone() } else { args.out.output.clone().unwrap_or_default() };
     if global.json {
-        let v = serde_json::json!({ "image": target, "guest_dir": args.guest_dir, "report": report });
+        let v = serde_json::json!({ "image": target, "filesystem": region, "guest_dir": args.guest_dir, "report": report });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if !global.quiet {
         eprintln!(
-            "Copied {} files ({} bytes), {} directories, {} symlinks into {}:{}",
+            "Copied {} files ({} bytes), {} directories, {} symlinks into {}:{} ({region})",
             report.files,
             report.bytes,
             report.directories,
