@@ -154,7 +154,7 @@ fn guest_listing(img: &Path, dir: &str, work: &Path) -> BTreeMap<String, (u32, u
                 continue;
             }
             let f: Vec<&str> = line.split('/').collect();
-            if f.len() < 7 || f[0] != "" {
+            if f.len() < 7 || !f[0].is_empty() {
                 continue;
             }
             let name = f[5];
@@ -472,6 +472,31 @@ fn existing_name_is_refused_without_replace() {
     w.commit().unwrap();
     e2fsck_clean(&img, "names");
     assert!(debugfs(&img, "cat /etc/a").contains("abc"));
+
+    // With replace: the old inode and blocks are released, the new content is there.
+    let mut dev = RawFile::open(&img, true).unwrap();
+    let mut w = Ext4Writer::open(&mut dev).unwrap();
+    let free_before = w.free_blocks();
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    w.create_file("/etc/big", &m, big.len() as u64, &mut &big[..], false).unwrap();
+    w.commit().unwrap();
+    e2fsck_clean(&img, "before replace");
+    let mut dev = RawFile::open(&img, true).unwrap();
+    let mut w = Ext4Writer::open(&mut dev).unwrap();
+    w.create_file("/etc/big", &m, 5, &mut &b"small"[..], true).unwrap();
+    w.create_file("/etc/a", &m, 3, &mut &b"new"[..], true).unwrap();
+    w.symlink("/lib", b"usr/lib64", &m, true).unwrap();
+    let e = w.create_file("/usr", &m, 1, &mut &b"x"[..], true).unwrap_err();
+    assert!(matches!(e, Ext4Error::Refused(_)), "{e}");
+    let r = w.commit().unwrap();
+    assert_eq!(r.replaced, 3);
+    e2fsck_clean(&img, "after replace");
+    assert!(debugfs(&img, "cat /etc/big").contains("small"));
+    assert!(debugfs(&img, "cat /etc/a").contains("new"));
+    assert!(debugfs(&img, "stat /lib").contains("Fast link dest: \"usr/lib64\""));
+    let mut dev = RawFile::open(&img, true).unwrap();
+    let w = Ext4Writer::open(&mut dev).unwrap();
+    assert!(w.free_blocks() + 2 >= free_before, "blocks of the replaced file were not freed");
 }
 
 /// The same additions to the same filesystem give the same bytes.

@@ -161,7 +161,6 @@ pub fn copy_into_image(
     w.check_space(&n).with_context(|| format!("{}: checking free space", label.display()))?;
     copy_tree(&mut w, items, guest_dir, uid, gid, epoch, replace)?;
     let report = w.commit().with_context(|| format!("{}: writing the filesystem metadata", label.display()))?;
-    drop(region);
     dev.flush().with_context(|| format!("flushing {}", label.display()))?;
     let where_ = if root.partition == 0 { "whole disk".to_string() } else { format!("partition {}", root.partition) };
     Ok((report, where_))

@@ -61,6 +61,8 @@ pub struct Report {
     pub blocks_allocated: u64,
     pub inodes_allocated: u64,
     pub metadata_blocks_written: u64,
+    /// Existing files or symlinks replaced.
+    pub replaced: u64,
     /// Directories that existed before and received entries.
     pub existing_dirs_changed: Vec<String>,
 }
@@ -102,6 +104,8 @@ pub struct Ext4Writer<'a> {
     new_inodes: BTreeSet<InodeNo>,
     touched: BTreeMap<InodeNo, String>,
     cursor: u64,
+    /// Blocks of replaced files, released at the commit.
+    pending_free: Vec<u64>,
     report: Report,
 }
 
@@ -173,6 +177,7 @@ impl<'a> Ext4Writer<'a> {
             new_inodes: BTreeSet::new(),
             touched: BTreeMap::new(),
             cursor: 0,
+            pending_free: Vec::new(),
             report: Report::default(),
         };
         // The kernel keeps the superblock's totals lazily; ours must be exact at commit.
@@ -1090,23 +1095,100 @@ impl<'a> Ext4Writer<'a> {
         Ok(ino)
     }
 
-    /// Handles an existing `name` in `parent`: error unless `replace`, in which case
-    /// the old entry is released. Returns whether it existed.
-    fn take_existing(&mut self, parent: InodeNo, name: &[u8], full: &str, replace: bool) -> Result<()> {
-        if self.lookup_in(parent, name)?.is_some() {
-            if !replace {
-                return Err(Ext4Error::Exists(full.to_string()));
-            }
-            return Err(Ext4Error::Unsupported(format!("{full}: replacing an existing entry")));
+    /// Handles an existing `name` in `parent`: an error unless `replace`; with it, the
+    /// entry is removed and its inode released (blocks freed only at the commit, so data
+    /// written in this session never lands in them).
+    fn take_existing(&mut self, parent: InodeNo, name: &[u8], full: &str, replace: bool, time: i64) -> Result<()> {
+        let Some((old, _)) = self.lookup_in(parent, name)? else { return Ok(()) };
+        if !replace {
+            return Err(Ext4Error::Exists(full.to_string()));
         }
+        let mut oi = self.inode(old)?;
+        if oi.is_dir() {
+            return Err(Ext4Error::Refused(format!("{full}: is a directory; only files and symlinks are replaced")));
+        }
+        let file_acl = super::le32(&oi.raw, 0x68) as u64 | (super::le16(&oi.raw, 0x76) as u64) << 32;
+        if file_acl != 0 || oi.flags() & inode::FL_INLINE_DATA != 0 {
+            return Err(Ext4Error::Unsupported(format!(
+                "{full}: replacing a file with an extended-attribute block or inline data"
+            )));
+        }
+        self.remove_entry(parent, name)?;
+        if oi.links() > 1 {
+            oi.set_links(oi.links() - 1);
+            oi.set_times(super::le32(&oi.raw, 0x8) as i64, super::le32(&oi.raw, 0x10) as i64, time, time);
+            self.put_inode(old, oi);
+        } else {
+            let bs = self.bs as usize;
+            let bc = self.sb.blocks_count();
+            let root = oi.block_area().to_vec();
+            let fast_symlink = oi.is_symlink() && oi.flags() & inode::FL_EXTENTS == 0 && oi.sectors() == 0;
+            if !fast_symlink {
+                let mut blocks: Vec<u64> = Vec::new();
+                if oi.flags() & inode::FL_EXTENTS != 0 {
+                    let (runs, tree) = extent::collect(&root, self, bc)?;
+                    for r in runs {
+                        blocks.extend(r.pblk..r.pblk + r.len as u64);
+                    }
+                    blocks.extend(tree);
+                } else {
+                    let (data, tree) = blockmap::collect(&root, bs, self, bc)?;
+                    blocks.extend(data);
+                    blocks.extend(tree);
+                }
+                self.pending_free.extend(blocks);
+            }
+            oi.set_links(0);
+            super::put32(&mut oi.raw, 0x14, time as u32);
+            self.put_inode(old, oi);
+            let ipg = self.sb.inodes_per_group();
+            let g = (old - 1) / ipg;
+            let bm = self.inode_bitmap(g)?;
+            alloc::clear_bit(bm, ((old - 1) % ipg) as usize);
+            self.ib_dirty.insert(g);
+            let gd = &mut self.groups[g as usize];
+            gd.set_free_inodes(gd.free_inodes() + 1);
+            self.gd_dirty.insert(g);
+            self.sb.set_free_inodes(self.sb.free_inodes() + 1);
+        }
+        self.names.get_mut(&parent).expect("loaded").remove(name);
+        self.report.replaced += 1;
         Ok(())
+    }
+
+    /// Removes `name` from directory `dir_ino` (merging its record into the previous one).
+    fn remove_entry(&mut self, dir_ino: InodeNo, name: &[u8]) -> Result<()> {
+        let filetype = self.filetype();
+        let nblocks = (self.inode(dir_ino)?.size() / self.bs) as u32;
+        for l in 0..nblocks {
+            let Some(p) = self.map_block(dir_ino, l)? else { continue };
+            let b = self.read_block(p)?;
+            let ents = dir::parse(&b, filetype, &|| format!("directory inode {dir_ino} block {l}"))?;
+            for (k, e) in ents.iter().enumerate() {
+                if e.inode == 0 || e.name != name {
+                    continue;
+                }
+                let c = self.cached(p)?;
+                if k == 0 {
+                    super::put32(&mut c.data, e.offset, 0);
+                } else {
+                    let prev = &ents[k - 1];
+                    super::put16(&mut c.data, prev.offset + 4, (prev.rec_len + e.rec_len) as u16);
+                }
+                c.dirty = true;
+                c.kind = Kind::DirLeaf(dir_ino);
+                self.linear_hint.insert(dir_ino, 0);
+                return Ok(());
+            }
+        }
+        Err(Ext4Error::Corrupt(format!("directory inode {dir_ino}: entry vanished")))
     }
 
     /// Creates a regular file of `size` bytes read from `reader` (exactly that many).
     pub fn create_file(&mut self, path: &str, meta: &Meta, size: u64, reader: &mut dyn Read, replace: bool) -> Result<InodeNo> {
         let (parent, ppath, name) = self.parent_and_name(path)?;
         self.check_dir_inode(parent)?;
-        self.take_existing(parent, name, path, replace)?;
+        self.take_existing(parent, name, path, replace, meta.ctime)?;
         if size >= 1 << 31 && !self.sb.has_ro_compat(superblock::RO_COMPAT_LARGE_FILE) {
             let ro = self.sb.ro_compat() | superblock::RO_COMPAT_LARGE_FILE;
             super::put32(&mut self.sb.raw, 0x64, ro);
@@ -1155,7 +1237,7 @@ impl<'a> Ext4Writer<'a> {
         }
         let (parent, ppath, name) = self.parent_and_name(path)?;
         self.check_dir_inode(parent)?;
-        self.take_existing(parent, name, path, replace)?;
+        self.take_existing(parent, name, path, replace, meta.ctime)?;
         let ino = self.alloc_inode(parent, false)?;
         let mut i = self.new_inode(inode::S_IFLNK, &Meta { mode: 0o777, ..*meta });
         i.set_links(1);
@@ -1183,6 +1265,25 @@ impl<'a> Ext4Writer<'a> {
         let csum = self.csum();
         let seed = self.sb.csum_seed();
         let bs = self.bs;
+        let mut freed = std::mem::take(&mut self.pending_free);
+        freed.sort_unstable();
+        freed.dedup();
+        let bpg = self.sb.blocks_per_group() as u64;
+        let fdb = self.sb.first_data_block() as u64;
+        for b in freed {
+            let g = ((b - fdb) / bpg) as u32;
+            let bm = self.block_bitmap(g)?;
+            let i = ((b - fdb) % bpg) as usize;
+            if !test_bit(bm, i) {
+                return Err(Ext4Error::Corrupt(format!("block {b} of a replaced file was already free")));
+            }
+            alloc::clear_bit(bm, i);
+            self.bb_dirty.insert(g);
+            let gd = &mut self.groups[g as usize];
+            gd.set_free_blocks(gd.free_blocks() + 1);
+            self.gd_dirty.insert(g);
+            self.sb.set_free_blocks(self.sb.free_blocks() + 1);
+        }
         let dirty: Vec<u64> = self.blocks.iter().filter(|(_, c)| c.dirty).map(|(&p, _)| p).collect();
         for p in dirty {
             let kind = self.blocks[&p].kind;
