@@ -246,6 +246,10 @@ fn verify(img: &Path, host: &Path, guest: &str, work: &Path) {
     assert!(stat.contains(&format!("mtime: {:#010x}", EPOCH)), "{stat}");
 }
 
+fn verify_content(img: &Path, host: &Path, guest: &str, work: &Path) {
+    assert_eq!(dumped_view(img, guest, work), host_view(host), "{guest}: contents differ");
+}
+
 struct Case {
     name: &'static str,
     size_mb: u64,
@@ -373,8 +377,20 @@ fn nearly_full_and_out_of_inodes() {
     let msg = err.to_string();
     assert!(matches!(err, Ext4Error::NoSpace(_)), "{msg}");
     assert!(msg.contains("needs") && msg.contains(&format!("{} blocks", w.free_blocks())), "{msg}");
+    // What still fits is written cleanly into the fragmented remainder.
+    let free = w.free_blocks();
     drop(w);
     drop(dev);
+    let fits = tmp.path().join("fits");
+    fs::create_dir_all(&fits).unwrap();
+    let mut rng = Lcg(5);
+    for i in 0..40 {
+        fs::write(fits.join(format!("small-{i}")), rng.bytes(1000 + i * 37)).unwrap();
+    }
+    fs::write(fits.join("rest"), rng.bytes(((free - 400) * 1024) as usize)).unwrap();
+    copy_in(&img, &fits, "/fits");
+    e2fsck_clean(&img, "nearly full");
+    verify_content(&img, &fits, "/fits", tmp.path());
 
     // A filesystem with few inodes: the inode count is refused the same way.
     let img2 = tmp.path().join("img2");

@@ -23,7 +23,7 @@ const ROOT_INO: InodeNo = 2;
 /// Links a directory may count before dir_nlink's "1 means many" takes over.
 const MAX_LINKS: u16 = 65000;
 /// Cap on directories and metadata blocks touched in one session (bounds memory).
-const MAX_CACHED_BLOCKS: usize = 4 << 20;
+const MAX_CACHED_BLOCKS: usize = 1 << 18;
 
 /// Owner, permissions and times of something added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,7 +260,7 @@ impl<'a> Ext4Writer<'a> {
     fn cached(&mut self, pblk: u64) -> Result<&mut Cached> {
         if !self.blocks.contains_key(&pblk) {
             if self.blocks.len() >= MAX_CACHED_BLOCKS {
-                return Err(Ext4Error::Unsupported("more than 4 Mi metadata blocks in one session".into()));
+                return Err(Ext4Error::Unsupported("more than 256 Ki metadata blocks in one session".into()));
             }
             let data = self.read_block(pblk)?;
             self.blocks.insert(pblk, Cached { data, kind: Kind::Raw, dirty: false });
