@@ -530,3 +530,28 @@ fn deterministic_output() {
     assert!(fs::read(&a).unwrap() == fs::read(&b).unwrap());
 }
 
+
+/// Every directory hash (legacy, half-MD4, TEA; signed and unsigned chars) with names
+/// holding bytes >= 0x80: e2fsck recomputes each hash and checks the tree order.
+#[test]
+fn all_hash_algorithms_signed_and_unsigned() {
+    for (alg, flags) in [("legacy", 1), ("half_md4", 2), ("tea", 1), ("tea", 2), ("legacy", 2), ("half_md4", 1)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let img = tmp.path().join("img");
+        mkfs(&img, 32, &["-b", "1024"], None);
+        let (ok, text) = run(Command::new("tune2fs").args(["-E", &format!("hash_alg={alg}")]).arg(&img));
+        assert!(ok, "{text}");
+        debugfs_w(&img, &format!("ssv flags {flags}"));
+        let host = tmp.path().join("host");
+        fs::create_dir_all(host.join("d")).unwrap();
+        for i in 0..1500 {
+            fs::write(host.join("d").join(format!("n\u{e9}\u{fc}-{i}-\u{4e2d}{}", "\u{df}".repeat(i % 9))), b"").unwrap();
+        }
+        copy_in(&img, &host, "/h");
+        e2fsck_clean(&img, &format!("hash {alg} flags {flags}"));
+        let dump = debugfs(&img, "htree_dump /h/d");
+        let want = if alg == "half_md4" { "Hash Version: 1" } else if alg == "tea" { "Hash Version: 2" } else { "Hash Version: 0" };
+        assert!(dump.contains(want), "{alg}: {}", &dump[..dump.len().min(300)]);
+        verify_content(&img, &host, "/h", tmp.path());
+    }
+}
