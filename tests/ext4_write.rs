@@ -294,6 +294,16 @@ matrix! {
     sparse_super2: 128, &["-O", "sparse_super2"];
     meta_bg: 128, &["-O", "meta_bg,^resize_inode"];
     ext2_block_1024: 64, &["-t", "ext2", "-b", "1024"];
+    gdt_csum_crc16: 128, &["-O", "^metadata_csum,uninit_bg"];
+    gdt_csum_crc16_32bit_desc: 128, &["-O", "^metadata_csum,uninit_bg,^64bit", "-b", "1024"];
+    ext3_block_1024: 128, &["-t", "ext3", "-b", "1024"];
+    ext2_no_filetype_block_2048: 128, &["-t", "ext2", "-O", "^filetype", "-b", "2048"];
+    inline_data: 128, &["-O", "inline_data"];
+    metadata_csum_seed: 128, &["-O", "metadata_csum_seed"];
+    large_dir: 128, &["-O", "large_dir", "-b", "1024"];
+    no_sparse_super: 128, &["-O", "^sparse_super,^resize_inode"];
+    no_resize_inode: 128, &["-O", "^resize_inode"];
+    small_groups: 128, &["-G", "4", "-g", "2048", "-b", "1024"];
 }
 
 #[test]
