@@ -565,3 +565,24 @@ fn all_hash_algorithms_signed_and_unsigned() {
         verify_content(&img, &host, "/h", tmp.path());
     }
 }
+
+/// dir_nlink: a directory with more than 65,000 subdirectories gets a link count of 1.
+#[test]
+fn dir_nlink_more_than_65000_subdirectories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("img");
+    mkfs(&img, 400, &["-b", "1024", "-N", "70000", "-O", "^has_journal"], None);
+    let mut dev = RawFile::open(&img, true).unwrap();
+    let mut w = Ext4Writer::open(&mut dev).unwrap();
+    let m = Meta::new(0o755, 0, 0, 0);
+    w.mkdir_p("/many", &m).unwrap();
+    for i in 0..65_010 {
+        w.mkdir_p(&format!("/many/{i}"), &m).unwrap();
+    }
+    w.commit().unwrap();
+    e2fsck_clean(&img, "dir_nlink");
+    let stat = debugfs(&img, "stat /many");
+    assert!(stat.contains("Links: 1 "), "{}", &stat[..stat.len().min(400)]);
+    let stat = debugfs(&img, "stat /many/65009");
+    assert!(stat.contains("Links: 2 "), "{}", &stat[..stat.len().min(400)]);
+}

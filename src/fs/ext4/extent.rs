@@ -190,10 +190,13 @@ pub fn build(root: &mut [u8], runs: &[Run], bs: usize, goal: u64, io: &mut dyn M
     let per_leaf = block_max(bs) as usize;
     let leaves = runs.len().div_ceil(per_leaf);
     if leaves > 4 {
-        return Err(Ext4Error::Unsupported(format!(
-            "a file in {} fragments (needs a two-level extent tree); free space is too fragmented",
-            runs.len()
-        )));
+        // Very fragmented: grow the tree run by run (it deepens as needed).
+        put_header(root, 0, 4, 0);
+        let mut used = Vec::new();
+        for r in runs {
+            used.extend(append_run(root, *r, bs, io)?);
+        }
+        return Ok(used);
     }
     put_header(root, leaves as u16, 4, 1);
     let mut used = Vec::new();
@@ -213,72 +216,121 @@ pub fn build(root: &mut [u8], runs: &[Run], bs: usize, goal: u64, io: &mut dyn M
 /// Maps one more block at the end of an existing file (directory growth). Returns the
 /// tree blocks it had to allocate.
 pub fn append(root: &mut [u8], lblk: u32, pblk: u64, bs: usize, io: &mut dyn MetaIo) -> Result<Vec<u64>> {
-    let h = header(root, "inode extent root")?;
-    match h.depth {
-        0 => {
-            if append_in_leaf(root, lblk, pblk) {
-                return Ok(Vec::new());
-            }
-            // Root full: push its runs down into a new leaf, the root becomes an index.
-            let leaf_blk = io.alloc_meta(pblk)?;
-            let per_leaf = block_max(bs);
-            let mut runs = Vec::new();
-            for i in 0..h.entries as usize {
-                runs.push(leaf_entry(root, i));
-            }
-            let raw_entries = root[12..12 + 12 * h.entries as usize].to_vec();
-            let leaf = io.meta(leaf_blk)?;
-            put_header(leaf, h.entries, per_leaf, 0);
-            leaf[12..12 + raw_entries.len()].copy_from_slice(&raw_entries);
-            if !append_in_leaf(leaf, lblk, pblk) {
-                return Err(Ext4Error::Corrupt("new extent leaf unexpectedly full".into()));
-            }
-            root[12..].fill(0);
-            put_header(root, 1, 4, 1);
-            put_index_entry(root, 0, runs.first().map(|r| r.lblk).unwrap_or(0), leaf_blk);
-            Ok(vec![leaf_blk])
-        }
-        1 => {
-            if h.entries == 0 {
-                return Err(Ext4Error::Corrupt("empty extent index".into()));
-            }
-            let (_, last_leaf) = index_entry(root, h.entries as usize - 1);
-            {
-                let leaf = io.meta(last_leaf)?;
-                header(leaf, "extent leaf")?;
-                if append_in_leaf(leaf, lblk, pblk) {
-                    return Ok(Vec::new());
-                }
-            }
-            if h.entries >= h.max {
-                return Err(Ext4Error::Unsupported("growing a directory whose extent tree needs a new level".into()));
-            }
-            let leaf_blk = io.alloc_meta(pblk)?;
-            let leaf = io.meta(leaf_blk)?;
-            put_header(leaf, 1, block_max(bs), 0);
-            put_leaf_entry(leaf, 0, Run { lblk, pblk, len: 1 });
-            put_index_entry(root, h.entries as usize, lblk, leaf_blk);
-            put16(root, 2, h.entries + 1);
-            Ok(vec![leaf_blk])
-        }
-        _ => Err(Ext4Error::Unsupported("growing a directory with an extent tree deeper than 1".into())),
-    }
+    append_run(root, Run { lblk, pblk, len: 1 }, bs, io)
 }
 
-fn append_in_leaf(node: &mut [u8], lblk: u32, pblk: u64) -> bool {
+/// Adds `run` after the last mapped block, merging it into the last extent when
+/// contiguous; full nodes get a new sibling on the right, and a full root moves down one
+/// level (the tree grows at the top, as in the kernel).
+pub fn append_run(root: &mut [u8], run: Run, bs: usize, io: &mut dyn MetaIo) -> Result<Vec<u64>> {
+    let mut new_blocks = Vec::new();
+    let h = header(root, "inode extent root")?;
+    if would_overflow(root, h.depth, run, io)? {
+        // Everything on the right edge is full: move the root's entries down into one new
+        // block (the kernel's grow-in-depth), which then has room for a new sibling.
+        if h.depth + 1 > MAX_DEPTH {
+            return Err(Ext4Error::Unsupported("an extent tree deeper than 5".into()));
+        }
+        let moved = io.alloc_meta(run.pblk)?;
+        new_blocks.push(moved);
+        let entries = h.entries as usize;
+        let old_first = if h.depth == 0 { leaf_entry(root, 0).lblk } else { index_entry(root, 0).0 };
+        let raw = root[12..12 + 12 * entries].to_vec();
+        let node = io.meta(moved)?;
+        put_header(node, h.entries, block_max(bs), h.depth);
+        node[12..12 + raw.len()].copy_from_slice(&raw);
+        root[12..].fill(0);
+        put_header(root, 1, 4, h.depth + 1);
+        put_index_entry(root, 0, old_first, moved);
+    }
+    let h = header(root, "inode extent root")?;
+    if append_rec(root, h.depth, run, bs, io, &mut new_blocks)?.is_some() {
+        return Err(Ext4Error::Corrupt("extent root overflowed after growing in depth".into()));
+    }
+    Ok(new_blocks)
+}
+
+/// Whether appending `run` under `node` would need a new entry in `node` itself while it
+/// is full.
+fn would_overflow(node: &[u8], depth: u16, run: Run, io: &mut dyn MetaIo) -> Result<bool> {
+    let h = header(node, "extent node")?;
+    if depth == 0 {
+        let mut copy = node.to_vec();
+        return Ok(!append_in_leaf(&mut copy, run));
+    }
+    if h.entries < h.max {
+        return Ok(false);
+    }
+    let (_, child) = index_entry(node, h.entries as usize - 1);
+    let data = io.read(child)?;
+    would_overflow(&data, depth - 1, run, io)
+}
+
+/// Appends under `node` (at `depth`); returns a new right sibling (first logical block,
+/// block) when `node` had no room for it.
+fn append_rec(
+    node: &mut [u8],
+    depth: u16,
+    run: Run,
+    bs: usize,
+    io: &mut dyn MetaIo,
+    new_blocks: &mut Vec<u64>,
+) -> Result<Option<(u32, u64)>> {
+    let h = header(node, "extent node")?;
+    if h.depth != depth {
+        return Err(Ext4Error::Corrupt("extent tree depth does not decrease by one".into()));
+    }
+    let sibling = if depth == 0 {
+        if append_in_leaf(node, run) {
+            return Ok(None);
+        }
+        let b = io.alloc_meta(run.pblk)?;
+        new_blocks.push(b);
+        let leaf = io.meta(b)?;
+        put_header(leaf, 1, block_max(bs), 0);
+        put_leaf_entry(leaf, 0, run);
+        (run.lblk, b)
+    } else {
+        if h.entries == 0 {
+            return Err(Ext4Error::Corrupt("empty extent index node".into()));
+        }
+        let (_, child) = index_entry(node, h.entries as usize - 1);
+        let mut data = io.read(child)?;
+        let r = append_rec(&mut data, depth - 1, run, bs, io, new_blocks)?;
+        *io.meta(child)? = data;
+        let Some((first, blk)) = r else { return Ok(None) };
+        if h.entries < h.max {
+            put_index_entry(node, h.entries as usize, first, blk);
+            put16(node, 2, h.entries + 1);
+            return Ok(None);
+        }
+        let b = io.alloc_meta(run.pblk)?;
+        new_blocks.push(b);
+        let idx = io.meta(b)?;
+        put_header(idx, 1, block_max(bs), depth);
+        put_index_entry(idx, 0, first, blk);
+        (first, b)
+    };
+    Ok(Some(sibling))
+}
+
+fn append_in_leaf(node: &mut [u8], run: Run) -> bool {
     let entries = le16(node, 2) as usize;
     let max = le16(node, 4) as usize;
     if entries > 0 {
         let o = 12 + (entries - 1) * 12;
         let raw_len = le16(node, o + 4) as u32;
         let last = leaf_entry(node, entries - 1);
-        if raw_len < MAX_LEN && last.lblk + last.len == lblk && last.pblk + last.len as u64 == pblk {
-            put16(node, o + 4, (raw_len + 1) as u16);
+        if raw_len + run.len <= MAX_LEN
+            && last.lblk + last.len == run.lblk
+            && last.pblk + last.len as u64 == run.pblk
+        {
+            put16(node, o + 4, (raw_len + run.len) as u16);
             return true;
         }
     }
     if entries < max {
-        put_leaf_entry(node, entries, Run { lblk, pblk, len: 1 });
+        put_leaf_entry(node, entries, run);
         put16(node, 2, entries as u16 + 1);
         return true;
     }
@@ -329,6 +381,22 @@ mod tests {
         assert_eq!(header(&small, "t").unwrap().depth, 1);
         assert_eq!(map(&small, 40, &mut io).unwrap(), Some(7000));
         assert_eq!(map(&small, 3, &mut io).unwrap(), Some(5003));
+    }
+
+    #[test]
+    fn deep_trees_from_many_fragments() {
+        let mut io = Mem { blocks: BTreeMap::new(), next: 1 << 30 };
+        // 1 KiB blocks: 84 extents a leaf; 2,000 fragments need depth 2.
+        let runs: Vec<Run> = (0..2000).map(|i| Run { lblk: i * 2, pblk: 100_000 + i as u64 * 3, len: 2 }).collect();
+        let mut root = [0u8; 60];
+        let used = build(&mut root, &runs, 1024, 0, &mut io).unwrap();
+        assert_eq!(header(&root, "t").unwrap().depth, 2);
+        let (all, tree) = collect(&root, &mut io, 1 << 40).unwrap();
+        assert_eq!(all, runs);
+        assert_eq!(tree.len(), used.len());
+        for r in runs.iter().step_by(97) {
+            assert_eq!(map(&root, r.lblk + 1, &mut io).unwrap(), Some(r.pblk + 1));
+        }
     }
 
     #[test]
