@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -261,6 +262,8 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+static KVM_FAILED: AtomicBool = AtomicBool::new(false);
+
 /// Boots `image` with the Debian fixture's kernel and initramfs (see [`boot_with_kernel`]).
 pub fn boot(image: &Path, seed: &Path, timeout: Duration) -> BootResult {
     let fixture = debian_image();
@@ -291,7 +294,13 @@ pub fn boot_with_kernel(
             .arg(&disk),
     );
     let serial = dir.path().join("serial.log");
-    let out = Command::new(fixtures_dir().join("boot.sh"))
+    let mut cmd = Command::new(fixtures_dir().join("boot.sh"));
+    // Once KVM has failed in this test process, later boots skip the attempt (it costs
+    // boot.sh's stall timeout each time).
+    if std::env::var_os("GRAFT_BOOT_ACCEL").is_none() && KVM_FAILED.load(Ordering::Relaxed) {
+        cmd.env("GRAFT_BOOT_ACCEL", "tcg");
+    }
+    let out = cmd
         .arg("--write")
         .arg(&disk)
         .arg(kernel)
@@ -312,6 +321,9 @@ pub fn boot_with_kernel(
     let serial_log = std::fs::read(&serial)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
+    if String::from_utf8_lossy(&out.stderr).contains("boot: KVM failed") {
+        KVM_FAILED.store(true, Ordering::Relaxed);
+    }
     let result = BootResult {
         powered_off: out.status.success(),
         accel: field("accel="),
