@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::{CopyInArgs, GlobalArgs};
 use crate::commands::Outcome;
-use crate::disk::Access;
-use crate::fs::ext4::{Ext4Writer, Meta, Needs, Report};
+use crate::commands::output;
+use crate::fs::ext4::{Ext4Writer, Meta, Needs};
 
 /// One thing to create, relative to the guest directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,84 +131,30 @@ fn parse_owner(s: &str) -> Result<(u32, u32)> {
     ))
 }
 
-/// Opens `image` (raw, qcow2 or VHD), finds its root ext2/3/4 filesystem, copies the
-/// items in and commits. Returns the writer's report and which region was written.
-#[allow(clippy::too_many_arguments)]
-pub fn copy_into_image(
-    image: &Path,
-    items: &[Item],
-    guest_dir: &str,
-    uid: u32,
-    gid: u32,
-    epoch: i64,
-    replace: bool,
-    label: &Path,
-) -> Result<(Report, String)> {
-    let layout = crate::guest::layout::open(image).with_context(|| format!("opening {}", label.display()))?;
-    let Some(root) = layout.root.clone() else {
-        bail!("{}: no root filesystem found: {}", label.display(), layout.problems.join("; "));
-    };
-    if !root.filesystem.is_ext() {
-        bail!("{}: the root filesystem is {}, graft writes only ext2/3/4", label.display(), root.filesystem.name());
-    }
-    let regions = layout.regions.clone();
-    drop(layout);
-    let mut dev = crate::disk::open_image(image, Access::ReadWrite).with_context(|| format!("opening {} for writing", label.display()))?;
-    let mut region = crate::guest::layout::root_region(&mut *dev, &regions, &root)
-        .with_context(|| format!("{}: root partition", label.display()))?;
-    let mut w = Ext4Writer::open(&mut region).with_context(|| format!("{}: opening the root filesystem ({})", label.display(), root.reason))?;
-    let n = needs(&mut w, items, guest_dir)?;
-    w.check_space(&n).with_context(|| format!("{}: checking free space", label.display()))?;
-    copy_tree(&mut w, items, guest_dir, uid, gid, epoch, replace)?;
-    let report = w.commit().with_context(|| format!("{}: writing the filesystem metadata", label.display()))?;
-    dev.flush().with_context(|| format!("flushing {}", label.display()))?;
-    let where_ = if root.partition == 0 { "whole disk".to_string() } else { format!("partition {}", root.partition) };
-    Ok((report, where_))
-}
-
 pub fn copy_in(args: &CopyInArgs, global: &GlobalArgs) -> Result<Outcome> {
-    if args.out.overlay || args.out.format.is_some() {
-        bail!("copy-in: --overlay and --format are not implemented yet; the output has the input's format");
-    }
     let (uid, gid) = parse_owner(&args.owner)?;
     if !args.guest_dir.starts_with('/') {
         bail!("GUEST_DIR {:?} must be absolute, e.g. /opt/agent", args.guest_dir);
     }
     let items = scan_tree(&args.host_dir)?;
-    let (report, region) = if args.out.in_place {
-        copy_into_image(&args.image, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, &args.image)?
-    } else {
-        let out = args.out.output.as_ref().context("give -o OUT or --in-place")?;
-        let tmp = crate::util::AtomicFile::create(out).with_context(|| format!("creating {}", out.display()))?;
-        let tmp_path = tmp.temp_path().to_path_buf();
-        // A reflink or sparse copy: unchanged clusters stay byte-identical.
-        crate::disk::copy::copy_image(&args.image, &tmp_path)
-            .with_context(|| format!("copying {} to {}", args.image.display(), out.display()))?;
-        let report = copy_into_image(&tmp_path, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, out)?;
-        tmp.commit().with_context(|| format!("renaming into {}", out.display()))?;
-        report
-    };
-    let target = if args.out.in_place { args.image.clone() } else { args.out.output.clone().unwrap_or_default() };
+    let dest = output::destination(&args.image, &args.out)?;
+    let label = dest.path.clone();
+    let ((), written) = output::write_image(&args.image, &dest, Some(args.epoch), |w| {
+        let n = needs(w, &items, &args.guest_dir)?;
+        w.check_space(&n).with_context(|| format!("{}: checking free space", label.display()))?;
+        copy_tree(w, &items, &args.guest_dir, uid, gid, args.epoch, args.replace)
+    })?;
     if global.json {
-        let v = serde_json::json!({ "image": target, "filesystem": region, "guest_dir": args.guest_dir, "report": report });
+        let v = serde_json::json!({
+            "image": written.output,
+            "filesystem": written.filesystem,
+            "guest_dir": args.guest_dir,
+            "report": written.report,
+            "output": written,
+        });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if !global.quiet {
-        eprintln!(
-            "Copied {} files ({} bytes), {} directories, {} symlinks into {}:{} ({region})",
-            report.files,
-            report.bytes,
-            report.directories,
-            report.symlinks,
-            target.display(),
-            args.guest_dir
-        );
-        for d in &report.existing_dirs_changed {
-            eprintln!("  existing directory {d} received entries");
-        }
-        eprintln!(
-            "  {} blocks and {} inodes allocated, {} metadata blocks written",
-            report.blocks_allocated, report.inodes_allocated, report.metadata_blocks_written
-        );
+        output::print_report(&written, "Copied");
     }
     Ok(Outcome::Ok)
 }

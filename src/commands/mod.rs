@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod inject;
 pub mod inspect;
 pub mod lock;
+pub mod output;
 pub mod ls;
 pub mod verify;
 

@@ -23,7 +23,7 @@ pub mod open;
 pub mod qcow2;
 pub mod vhd;
 
-pub use qcow2::create_qcow2_overlay;
+pub use qcow2::{create_qcow2_from, create_qcow2_overlay};
 pub use copy::copy_image;
 pub use open::{image_info, open_image, open_image_with_info, Access, BackingInfo, DiskError, ImageFormat, ImageInfo};
 

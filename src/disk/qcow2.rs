@@ -454,6 +454,34 @@ impl BlockDevice for Qcow2Device {
     }
 }
 
+/// Creates a standalone qcow2 image at `dst` (which must not exist) holding `src`'s
+/// content; 1 MiB chunks that are all zeros are left unallocated. The layout depends only
+/// on the content (imago appends clusters in write order), so equal inputs give equal files.
+pub fn create_qcow2_from(src: &dyn BlockDevice, dst: &Path) -> Result<(), DiskError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(|e| DiskError::io(dst, e))?;
+    let storage = ImagoFile::from_open_file(file, StorageOpenOptions::new().filename(dst).write(true)).map_err(imago_err(dst))?;
+    use imago::FormatCreateBuilder;
+    Qcow2::<ImagoFile>::create_builder(storage).size(src.len()).create().map_err(imago_err(dst))?;
+    let mut out = Qcow2Device::open(dst, Access::ReadWrite)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    while off < src.len() {
+        let n = (src.len() - off).min(buf.len() as u64) as usize;
+        src.read_at(&mut buf[..n], off).map_err(|e| DiskError::io(dst, e))?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            out.write_at(&buf[..n], off).map_err(|e| DiskError::io(dst, e))?;
+        }
+        off += n as u64;
+    }
+    out.flush().map_err(|e| DiskError::io(dst, e))?;
+    Ok(())
+}
+
 /// Creates a qcow2 image at `dst` whose backing file is `base` (qcow2 or raw), of the
 /// same virtual size, holding no data of its own.
 ///

@@ -7,3 +7,4 @@ pub mod layout;
 
 pub use guestfs::{DirEntry, FileKind, Guest, GuestError, Stat};
 pub use layout::{Layout, LayoutError, RegionReport, RootChoice};
+pub mod plan;
