@@ -228,6 +228,7 @@ pub fn write_image<T>(
             // A reflink or sparse copy: unchanged clusters stay byte-identical.
             disk::copy_image(input, &tmp.tmp).with_context(|| format!("copying {} to {}", input.display(), out.display()))?;
             let r = edit_root_fs(&tmp.tmp, out, edit)?;
+            finish(&tmp.tmp, dest.format, out)?;
             tmp.commit().with_context(|| format!("renaming into {}", out.display()))?;
             r
         }
@@ -235,6 +236,7 @@ pub fn write_image<T>(
             let tmp = TempOut::new(out, "");
             disk::create_qcow2_overlay(input, &tmp.tmp).with_context(|| format!("creating the overlay {} on {}", out.display(), input.display()))?;
             let r = edit_root_fs(&tmp.tmp, out, edit)?;
+            finish(&tmp.tmp, dest.format, out)?;
             tmp.commit().with_context(|| format!("renaming into {}", out.display()))?;
             r
         }
@@ -252,6 +254,7 @@ pub fn write_image<T>(
                 ImageFormat::VhdDynamic => disk::vhd::create_dynamic(&src, &tmp.tmp, &identity).with_context(|| format!("writing {}", out.display()))?,
             }
             drop(src);
+            finish(&tmp.tmp, dest.format, out)?;
             tmp.commit().with_context(|| format!("renaming into {}", out.display()))?;
             drop(scratch);
             r
@@ -274,6 +277,14 @@ pub fn write_image<T>(
         cluster_size,
     };
     Ok((value, written))
+}
+
+/// Last touches before the rename: a qcow2's feature name table in a fixed order.
+fn finish(tmp: &Path, format: ImageFormat, out: &Path) -> Result<()> {
+    if format == ImageFormat::Qcow2 {
+        disk::qcow2::sort_feature_name_table(tmp).with_context(|| format!("finishing {}", out.display()))?;
+    }
+    Ok(())
 }
 
 /// Copies `input`'s virtual disk into a new sparse raw file (zero chunks left as holes).

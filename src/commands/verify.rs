@@ -228,8 +228,21 @@ fn kind_name(k: FileKind) -> &'static str {
 fn check_guest(g: &Guest, m: &Manifest, manifest_path: &str) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     let mut listed = BTreeSet::new();
+    let prefix = m.prefix.trim_end_matches('/');
     for e in &m.entries {
         listed.insert(e.path.clone());
+        // Directories outside the prefix (`/opt`, `/etc/systemd/system`) were the guest's
+        // before the injection and were kept as they were, symlinks included: they only
+        // have to lead to a directory.
+        let inside = e.path == prefix || e.path.starts_with(&format!("{prefix}/"));
+        if e.kind == "dir" && !inside {
+            match g.stat(&e.path) {
+                Ok(st) if st.kind == FileKind::Dir => {}
+                Ok(st) => out.push(Finding { kind: "changed", path: e.path.clone(), detail: format!("type {}, manifest dir", kind_name(st.kind)) }),
+                Err(_) => out.push(Finding { kind: "missing", path: e.path.clone(), detail: String::new() }),
+            }
+            continue;
+        }
         let st = match g.lstat(&e.path) {
             Ok(st) => st,
             Err(GuestError::NotFound { .. }) => {

@@ -454,6 +454,43 @@ impl BlockDevice for Qcow2Device {
     }
 }
 
+/// The "feature name table" header extension (qcow2 spec, "Feature name table").
+const FEATURE_NAME_TABLE: u32 = 0x6803_f857;
+
+/// Puts the entries of the feature name table in (type, bit) order. imago writes them in
+/// hash-map order, which differs from run to run; qemu reads them in any order. Call after
+/// the last write through imago, so that equal images are equal files.
+pub fn sort_feature_name_table(path: &Path) -> Result<(), DiskError> {
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| DiskError::io(path, e))?;
+    let mut head = vec![0u8; 4096];
+    let len = file.metadata().map_err(|e| DiskError::io(path, e))?.len().min(head.len() as u64) as usize;
+    file.read_exact_at(&mut head[..len], 0).map_err(|e| DiskError::io(path, e))?;
+    let head = &mut head[..len];
+    if len < 104 || head[..4] != MAGIC || u32::from_be_bytes(head[4..8].try_into().unwrap()) < 3 {
+        return Ok(()); // version 2 has no header extensions
+    }
+    let mut off = u32::from_be_bytes(head[100..104].try_into().unwrap()) as usize;
+    // Bounded: each step moves forward by at least 8 bytes inside the first 4 KiB.
+    while off + 8 <= len {
+        let ty = u32::from_be_bytes(head[off..off + 4].try_into().unwrap());
+        let n = u32::from_be_bytes(head[off + 4..off + 8].try_into().unwrap()) as usize;
+        if ty == 0 || off + 8 + n > len {
+            break;
+        }
+        if ty == FEATURE_NAME_TABLE && n % 48 == 0 {
+            let data = &mut head[off + 8..off + 8 + n];
+            let mut entries: Vec<Vec<u8>> = data.chunks(48).map(<[u8]>::to_vec).collect();
+            entries.sort();
+            data.copy_from_slice(&entries.concat());
+            file.write_all_at(data, (off + 8) as u64).map_err(|e| DiskError::io(path, e))?;
+            file.sync_all().map_err(|e| DiskError::io(path, e))?;
+            break;
+        }
+        off += 8 + n.next_multiple_of(8);
+    }
+    Ok(())
+}
+
 /// Creates a standalone qcow2 image at `dst` (which must not exist) holding `src`'s
 /// content; 1 MiB chunks that are all zeros are left unallocated. The layout depends only
 /// on the content (imago appends clusters in write order), so equal inputs give equal files.
