@@ -737,3 +737,25 @@ mod tests {
         assert!(url.starts_with("https://") && url.trim_end_matches('/').ends_with("/simple"), "{url}");
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn html_and_json_parsers_never_panic(text in "(<a href=|<base |['\"#=&;<>/ .a-z0-9]|sha256=|&#x|<!--|-->){0,60}") {
+            let page = Url::parse("https://index.example/simple/x/").unwrap();
+            let _ = parse_html_page(&text, &page);
+            let _ = parse_json_page(&text, &page);
+        }
+
+        #[test]
+        fn any_string_is_safe_for_the_html_parser(text in any::<String>()) {
+            let page = Url::parse("file:///srv/simple/x/").unwrap();
+            let _ = parse_html_page(&text, &page);
+            let _ = normalize_name(&text);
+        }
+    }
+}
