@@ -84,11 +84,11 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
     let python = args.python.clone().unwrap_or_else(default_python);
     resolve::check_pip(&python)?;
     let index = PackageIndex::discover(args.index_url.as_deref(), &python).context("finding the package index")?;
-    if global.offline && !index.url().starts_with("file:") {
+    if global.offline && !index.display_url().starts_with("file:") {
         bail!(
             "`graft lock` resolves against the package index ({}) and cannot run with --offline; \
              use --index-url file:///path/to/simple for a local mirror",
-            index.url()
+            index.display_url()
         );
     }
     let locker = Locker::new(&index, python, recipe.index_name.clone());
@@ -102,7 +102,7 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
     };
 
     let spinner = spinner(global);
-    spinner.set_message(format!("checking {} requirements on {}", recipe.python.requirements.len(), index.url()));
+    spinner.set_message(format!("checking {} requirements on {}", recipe.python.requirements.len(), index.display_url()));
     let needed_by = if selected.len() == recipe.targets.len() {
         "every target".to_string()
     } else {
@@ -263,7 +263,7 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
         let summary = LockSummary {
             lockfile: args.output.display().to_string(),
             written: !unchanged,
-            index: index.url().to_string(),
+            index: index.display_url().to_string(),
             targets: summaries,
             kept,
             warnings,

@@ -97,7 +97,7 @@ impl PackageIndex {
 
     /// An index at `simple_url` (`http://`, `https://` or `file://`).
     pub fn new(simple_url: &str) -> Result<PackageIndex, IndexError> {
-        let bad = |message: &str| IndexError::BadUrl { url: simple_url.to_string(), message: message.to_string() };
+        let bad = |message: &str| IndexError::BadUrl { url: redact(simple_url), message: message.to_string() };
         let mut base = Url::parse(simple_url.trim()).map_err(|e| bad(&e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https" | "file") {
             return Err(bad("only http://, https:// and file:// indexes are supported"));
@@ -127,18 +127,23 @@ impl PackageIndex {
         self.base.as_str()
     }
 
+    /// The base URL for messages: without a password.
+    pub fn display_url(&self) -> String {
+        redact(self.base.as_str())
+    }
+
     /// The project page's URL: base + normalised name + `/`.
     pub fn project_url(&self, project: &str) -> Result<Url, IndexError> {
         let name = normalize_name(project);
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
             return Err(IndexError::BadUrl {
-                url: self.base.to_string(),
+                url: redact(self.base.as_str()),
                 message: format!("{project:?} is not a valid distribution name"),
             });
         }
         self.base
             .join(&format!("{name}/"))
-            .map_err(|e| IndexError::BadUrl { url: self.base.to_string(), message: e.to_string() })
+            .map_err(|e| IndexError::BadUrl { url: redact(self.base.as_str()), message: e.to_string() })
     }
 
     /// Every file the index lists for `project`. PEP 691 JSON is asked for first; an
@@ -151,7 +156,7 @@ impl PackageIndex {
         };
         let page_err = |message: String| IndexError::Page {
             project: project.to_string(),
-            url: final_url.to_string(),
+            url: redact(final_url.as_str()),
             message,
         };
         let text = String::from_utf8(body).map_err(|_| page_err("not UTF-8".into()))?;
@@ -170,13 +175,13 @@ impl PackageIndex {
 
     fn read_local_page(&self, project: &str, page_url: &Url) -> Result<(Url, Option<String>, Vec<u8>), IndexError> {
         let dir = page_url.to_file_path().map_err(|_| IndexError::BadUrl {
-            url: page_url.to_string(),
+            url: redact(page_url.as_str()),
             message: "not a local path".into(),
         })?;
         let path = dir.join("index.html");
         match std::fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(IndexError::NotFound { project: project.to_string(), url: page_url.to_string() })
+                return Err(IndexError::NotFound { project: project.to_string(), url: redact(page_url.as_str()) })
             }
             Err(source) => {
                 return Err(IndexError::Local { project: project.to_string(), path: path.display().to_string(), source })
@@ -184,7 +189,7 @@ impl PackageIndex {
             Ok(m) if m.len() > MAX_PAGE_BYTES => {
                 return Err(IndexError::Page {
                     project: project.to_string(),
-                    url: page_url.to_string(),
+                    url: redact(page_url.as_str()),
                     message: format!("{} bytes is more than the {MAX_PAGE_BYTES} graft reads", m.len()),
                 })
             }
@@ -211,10 +216,10 @@ impl PackageIndex {
             .map_err(|e| connect_error(project, page_url, &e))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(IndexError::NotFound { project: project.to_string(), url: page_url.to_string() });
+            return Err(IndexError::NotFound { project: project.to_string(), url: redact(page_url.as_str()) });
         }
         if !status.is_success() {
-            return Err(IndexError::Status { project: project.to_string(), url: page_url.to_string(), status: status.as_u16() });
+            return Err(IndexError::Status { project: project.to_string(), url: redact(page_url.as_str()), status: status.as_u16() });
         }
         let final_url = response.url().clone();
         let content_type = response
@@ -226,11 +231,11 @@ impl PackageIndex {
         response
             .take(MAX_PAGE_BYTES + 1)
             .read_to_end(&mut body)
-            .map_err(|e| IndexError::Connect { project: project.to_string(), url: page_url.to_string(), message: e.to_string() })?;
+            .map_err(|e| IndexError::Connect { project: project.to_string(), url: redact(page_url.as_str()), message: e.to_string() })?;
         if body.len() as u64 > MAX_PAGE_BYTES {
             return Err(IndexError::Page {
                 project: project.to_string(),
-                url: final_url.to_string(),
+                url: redact(final_url.as_str()),
                 message: format!("larger than the {MAX_PAGE_BYTES} bytes graft reads"),
             });
         }
@@ -245,8 +250,8 @@ impl PackageIndex {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, IndexError> {
-        let url = Url::parse(file_url).map_err(|e| IndexError::BadUrl { url: file_url.to_string(), message: e.to_string() })?;
-        let fail = |message: String| IndexError::Download { url: file_url.to_string(), message };
+        let url = Url::parse(file_url).map_err(|e| IndexError::BadUrl { url: redact(file_url), message: e.to_string() })?;
+        let fail = |message: String| IndexError::Download { url: redact(file_url), message };
         let mut reader: Box<dyn Read> = match url.scheme() {
             "file" => {
                 let path = url.to_file_path().map_err(|_| fail("not a local path".into()))?;
@@ -295,7 +300,20 @@ fn connect_error(project: &str, url: &Url, e: &reqwest::Error) -> IndexError {
         source = s.source();
         depth += 1;
     }
-    IndexError::Connect { project: project.to_string(), url: url.to_string(), message }
+    IndexError::Connect { project: project.to_string(), url: redact(url.as_str()), message }
+}
+
+/// `url` with any password replaced by `****`, for messages (pip.conf index URLs may
+/// carry credentials).
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => url.to_string(),
+    }
 }
 
 /// pip's built-in default index, asked of the host's pip so graft's code names no host.
@@ -719,6 +737,15 @@ mod tests {
         let index = PackageIndex::new("http://127.0.0.1:9/simple").unwrap();
         let msg = index.project_files("six").unwrap_err().to_string();
         assert!(msg.contains("cannot reach the package index") && msg.contains("--offline") && msg.contains("six"), "{msg}");
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        let index = PackageIndex::new("http://me:s3cret@127.0.0.1:9/simple").unwrap();
+        assert!(index.url().contains("s3cret"), "pip needs the real URL");
+        assert_eq!(index.display_url(), "http://me:****@127.0.0.1:9/simple/");
+        let msg = index.project_files("six").unwrap_err().to_string();
+        assert!(!msg.contains("s3cret") && msg.contains("****"), "{msg}");
     }
 
     #[test]

@@ -193,7 +193,7 @@ fn classify_pip_failure(stderr: &str, index_url: &str, target: &Target, status: 
     ];
     let detail = pip_errors(stderr);
     if let Some(line) = stderr.lines().find(|l| NETWORK.iter().any(|n| l.contains(n))) {
-        return LockError::Network { index: index_url.to_string(), target: target.name.clone(), detail: line.trim().to_string() };
+        return LockError::Network { index: crate::python::index::redact(index_url), target: target.name.clone(), detail: line.trim().to_string() };
     }
     if stderr.contains("ResolutionImpossible") || stderr.contains("conflicting dependencies") {
         return LockError::Conflict { target: target.name.clone(), detail };
@@ -458,7 +458,7 @@ impl<'a> Locker<'a> {
                 Err(IndexError::NotFound { .. }) => {
                     return Err(LockError::NoDistribution {
                         name,
-                        index: self.index.url().to_string(),
+                        index: self.index.display_url(),
                         target: target.to_string(),
                     })
                 }
@@ -532,7 +532,7 @@ impl<'a> Locker<'a> {
             Err(IndexError::NotFound { .. }) => {
                 return Ok(LockError::NoDistribution {
                     name: name.to_string(),
-                    index: self.index.url().to_string(),
+                    index: self.index.display_url(),
                     target: format!("target {}", target.name),
                 })
             }
@@ -595,7 +595,7 @@ impl<'a> Locker<'a> {
                 name: dist.name.clone(),
                 filename: dist.filename.clone(),
                 target: target.name.clone(),
-                index: self.index.url().to_string(),
+                index: self.index.display_url(),
             });
         };
         let (sha256, size) = self.hash_and_size(entry, dist.sha256.as_deref(), "pip's report")?;
@@ -662,7 +662,7 @@ impl<'a> Locker<'a> {
         let req = SimpleRequirement::parse(requirement).map_err(|m| err(format!("requirement: {m}")))?;
         let files = match self.files(&req.name) {
             Err(IndexError::NotFound { .. }) => {
-                return Err(err(format!("no distribution named {:?} on the package index {}", req.name, self.index.url())))
+                return Err(err(format!("no distribution named {:?} on the package index {}", req.name, self.index.display_url())))
             }
             other => other?,
         };
