@@ -82,21 +82,42 @@ impl PackageIndex {
     /// The index pip would use: explicit flag > `PIP_INDEX_URL` > pip's config files >
     /// pip's own built-in default (asked of the host's pip, so that graft names no host).
     pub fn discover(explicit: Option<&str>, python: &Path) -> Result<PackageIndex, IndexError> {
-        if let Some(url) = explicit.filter(|u| !u.is_empty()) {
-            return PackageIndex::new(url);
+        let given = explicit
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .or_else(|| std::env::var("PIP_INDEX_URL").ok().filter(|u| !u.is_empty()));
+        // pip's configuration also gives the certificates, proxy and timeout; a host
+        // without pip can still use an explicitly given index.
+        let (url, config) = match given {
+            Some(url) => (url, PipConfig::load(python).ok()),
+            None => {
+                let config = PipConfig::load(python)?;
+                let url = match config.get("index-url") {
+                    Some(u) => u.to_string(),
+                    None => pip_default_index(python)?,
+                };
+                (url, Some(config))
+            }
+        };
+        let index = PackageIndex::new_without_client(&url)?;
+        if index.base.scheme() == "file" {
+            return Ok(index);
         }
-        if let Some(url) = std::env::var("PIP_INDEX_URL").ok().filter(|u| !u.is_empty()) {
-            return PackageIndex::new(&url);
-        }
-        let config = PipConfig::load(python)?;
-        if let Some(url) = config.get("index-url") {
-            return PackageIndex::new(url);
-        }
-        PackageIndex::new(&pip_default_index(python)?)
+        let settings = crate::http::HttpSettings::from_pip(&config.unwrap_or_default());
+        Ok(index.with_client(crate::http::client_with(&settings)?))
     }
 
-    /// An index at `simple_url` (`http://`, `https://` or `file://`).
+    /// An index at `simple_url` (`http://`, `https://` or `file://`), reached with
+    /// [`crate::http::client`].
     pub fn new(simple_url: &str) -> Result<PackageIndex, IndexError> {
+        let index = PackageIndex::new_without_client(simple_url)?;
+        if index.base.scheme() == "file" {
+            return Ok(index);
+        }
+        Ok(index.with_client(crate::http::client()?))
+    }
+
+    fn new_without_client(simple_url: &str) -> Result<PackageIndex, IndexError> {
         let bad = |message: &str| IndexError::BadUrl { url: redact(simple_url), message: message.to_string() };
         let mut base = Url::parse(simple_url.trim()).map_err(|e| bad(&e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https" | "file") {
@@ -110,8 +131,7 @@ impl PackageIndex {
             base.set_path(&path);
         }
         base.set_fragment(None);
-        let client = if base.scheme() == "file" { None } else { Some(crate::http::client()?) };
-        Ok(PackageIndex { base, client })
+        Ok(PackageIndex { base, client: None })
     }
 
     /// The same index with an explicit client (tests, or settings not from pip).
@@ -755,6 +775,17 @@ mod tests {
         let index = PackageIndex::new("https://index.example/simple").unwrap();
         assert!(index.project_url("../etc").is_err());
         assert_eq!(index.project_url("Zope.Interface").unwrap().as_str(), "https://index.example/simple/zope-interface/");
+    }
+
+    #[test]
+    fn discover_prefers_the_explicit_url_and_works_without_pip_for_it() {
+        let index = PackageIndex::discover(Some("file:///srv/simple"), Path::new("/nonexistent/python3")).unwrap();
+        assert_eq!(index.url(), "file:///srv/simple/");
+        let err = PackageIndex::discover(None, Path::new("/nonexistent/python3"));
+        if std::env::var_os("PIP_INDEX_URL").is_none() {
+            let msg = err.unwrap_err().to_string();
+            assert!(msg.contains("python3-pip"), "{msg}");
+        }
     }
 
     #[test]
