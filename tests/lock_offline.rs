@@ -309,6 +309,18 @@ fn target_option_relocks_one_target_and_keeps_the_other() {
     assert_eq!(p.version_of("py311", "alpha"), "1.0", "the other target keeps its entries");
     let err = fails(&p.lock(&index, &["--target", "py312"]));
     assert!(err.contains("py312") && err.contains("py311"), "{err}");
+
+    // Dropping a target from the recipe: a full re-lock drops its entries and is fresh.
+    let one_target = RECIPE[..RECIPE.rfind("[[target]]").unwrap()].to_string();
+    std::fs::write(p.path("recipe.toml"), &one_target).unwrap();
+    let check = |p: &Project| p.graft(&index, &["lock", "--recipe", "recipe.toml", "-o", "test.lock", "--check"]);
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("target py39-arm is in the lockfile but not in the recipe"));
+    let stderr = ok(&p.lock(&index, &[]));
+    assert!(stderr.contains("dropped target py39-arm"), "{stderr}");
+    assert_eq!(p.lockfile().target_names(), ["py311"]);
+    assert_eq!(check(&p).status.code(), Some(0));
 }
 
 #[test]

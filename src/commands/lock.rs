@@ -217,12 +217,15 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
             }
         }
     }
+    let mut unlocked = 0;
     for t in &recipe.targets {
         if !new_targets.iter().any(|n| n.name == t.name) {
+            unlocked += 1;
             warnings.push(format!("target {} is not locked yet: run `graft lock --target {}`", t.name, t.name));
         }
     }
-    let all_fresh = kept.is_empty() && warnings.is_empty();
+    // Every recipe target resolved just now (dropped targets do not matter).
+    let all_fresh = kept.is_empty() && unlocked == 0;
     // A partial re-lock of a changed recipe leaves the other targets locked from the
     // old recipe: keep the old digest so that `graft lock --check` still says so.
     let recipe_digest = match &old {
