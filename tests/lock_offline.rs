@@ -339,6 +339,11 @@ fn check_passes_then_fails_after_a_recipe_edit_and_relock_drops_the_conflicting_
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("recipe changed"), "{stderr}");
     assert_eq!(std::fs::read(p.path("test.lock")).unwrap(), before, "--check writes nothing");
+    let out = p.graft(&index, &["lock", "--recipe", "recipe.toml", "-o", "test.lock", "--check", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["up_to_date"], false);
+    assert!(report["differences"][0].as_str().unwrap().contains("recipe changed"), "{report}");
 
     // beta==1.1 is locked, the recipe now says beta<1.1: the pin goes, and graft says so.
     let stderr = ok(&p.lock(&index, &[]));
