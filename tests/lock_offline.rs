@@ -295,6 +295,16 @@ fn pins_are_kept_until_an_upgrade_is_asked_for() {
 
     let err = fails(&p.lock(&index, &["--upgrade-package", "nothing-like-it"]));
     assert!(err.contains("nothing-like-it"), "{err}");
+
+    // The data archive's pin is kept too, and moves only when asked.
+    let mut third = second_release();
+    third.push(sdist("agentdata", "2.6"));
+    index.publish(&third);
+    ok(&p.lock(&index, &[]));
+    assert_eq!(p.version_of("py311", "agentdata"), "2.0");
+    ok(&p.lock(&index, &["--upgrade-package", "agentdata"]));
+    assert_eq!(p.version_of("py311", "agentdata"), "2.6");
+    assert_eq!(p.version_of("py39-arm", "agentdata"), "2.6");
 }
 
 #[test]
