@@ -475,6 +475,17 @@ fn errors_name_what_is_wrong_and_what_to_do() {
     let p = Project::new(RECIPE);
     let err = fails(&p.lock(&index, &["--python", "/nonexistent/python3"]));
     assert!(err.contains("/nonexistent/python3") && err.contains("apt-get install python3-pip"), "{err}");
+    // An interpreter without pip, and one with a pip too old for --dry-run --report.
+    for (name, script, expected, advice) in [
+        ("nopip", "echo '/usr/bin/python3: No module named pip' >&2; exit 1", "has no usable pip", "apt-get install python3-pip"),
+        ("oldpip", "echo 'pip 21.0 from /usr/lib/python3/dist-packages/pip (python 3.9)'", "pip 21.0 is too old", "install --upgrade pip"),
+    ] {
+        let path = p.path(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let err = fails(&p.lock(&index, &["--python", path.to_str().unwrap()]));
+        assert!(err.contains(expected) && err.contains(advice) && err.contains("No module named pip") == (name == "nopip"), "{err}");
+    }
 
     let err = fails(&p.graft(&index, &["lock", "--recipe", "recipe.toml", "-o", "test.lock", "--index-url", "http://127.0.0.1:9/simple"]));
     assert!(err.contains("cannot reach the package index") && err.contains("--offline"), "{err}");
