@@ -36,7 +36,8 @@ pub struct Lockfile {
     pub graft_version: String,
     /// The recipe's name.
     pub recipe: String,
-    /// `sha256:<hex>` of the recipe file's bytes.
+    /// `sha256:<hex>` of what the lock was made from (`Recipe::lock_digest`: requirements,
+    /// archives, targets, epoch; not the layout or service).
     pub recipe_digest: String,
     pub source_date_epoch: i64,
     #[serde(rename = "target")]

@@ -18,11 +18,11 @@
 //! would run a source release's build code to learn its metadata: graft picks the newest
 //! final, non-yanked sdist matching the requirement from the index listing itself.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -48,7 +48,7 @@ pub enum LockError {
              (upgrade it: `{python} -m pip install --upgrade pip`, or set GRAFT_PYTHON / --python)",
             MIN_PIP.0, MIN_PIP.1)]
     PipTooOld { python: String, found: String },
-    #[error("no distribution named {name:?} on the package index {index} (needed for target {target}); \
+    #[error("no distribution named {name:?} on the package index {index} (needed for {target}); \
              check the spelling in the recipe's [python] requirements")]
     NoDistribution { name: String, index: String, target: String },
     #[error("{name} has no wheel for target {target} ({describe}): {detail}. graft installs wheels \
@@ -193,7 +193,7 @@ fn classify_pip_failure(stderr: &str, index_url: &str, target: &Target, status: 
     ];
     let detail = pip_errors(stderr);
     if let Some(line) = stderr.lines().find(|l| NETWORK.iter().any(|n| l.contains(n))) {
-        return LockError::Network { index: index_url.to_string(), target: target.name.clone(), detail: line.trim().to_string() };
+        return LockError::Network { index: crate::python::index::redact(index_url), target: target.name.clone(), detail: line.trim().to_string() };
     }
     if stderr.contains("ResolutionImpossible") || stderr.contains("conflicting dependencies") {
         return LockError::Conflict { target: target.name.clone(), detail };
@@ -363,6 +363,18 @@ pub fn wheel_fits(filename: &str, target: &Target) -> bool {
     plat_ok && abi_ok && py_ok
 }
 
+/// Whether a `requires-python` specifier set admits Python `major.minor` (checked as
+/// `major.minor.0` and as the newest patch level, as pip compares full versions).
+pub fn requires_python_allows(requires_python: &str, python: &str) -> bool {
+    let Ok(req) = SimpleRequirement::parse(&format!("python{}", requires_python.trim())) else {
+        return true; // Unparseable: leave the decision to pip.
+    };
+    [format!("{python}.0"), format!("{python}.999")]
+        .iter()
+        .filter_map(|v| Version::parse(v))
+        .any(|v| req.matches(&v))
+}
+
 /// The version in an sdist or wheel file name of `project`.
 pub fn filename_version(project: &str, filename: &str) -> Option<String> {
     let stem = if let Some(s) = filename.strip_suffix(".whl") {
@@ -405,7 +417,8 @@ pub struct Locker<'a> {
     pub python: PathBuf,
     /// The recipe's name for the index, recorded in every index artifact.
     pub index_name: String,
-    files: RefCell<BTreeMap<String, Vec<IndexFile>>>,
+    /// Shared by the threads that lock targets side by side.
+    files: Mutex<BTreeMap<String, Vec<IndexFile>>>,
 }
 
 /// What became of one target.
@@ -418,17 +431,18 @@ pub struct TargetLock {
 
 impl<'a> Locker<'a> {
     pub fn new(index: &'a PackageIndex, python: PathBuf, index_name: String) -> Locker<'a> {
-        Locker { index, python, index_name, files: RefCell::new(BTreeMap::new()) }
+        Locker { index, python, index_name, files: Mutex::new(BTreeMap::new()) }
     }
 
     /// The index's listing of `project`, fetched once.
     pub fn files(&self, project: &str) -> Result<Vec<IndexFile>, IndexError> {
         let key = normalize_name(project);
-        if let Some(f) = self.files.borrow().get(&key) {
+        if let Some(f) = self.files.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(f.clone());
         }
+        // Not held across the request: two threads may fetch the same page once each.
         let files = self.index.project_files(&key)?;
-        self.files.borrow_mut().insert(key, files.clone());
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(key, files.clone());
         Ok(files)
     }
 
@@ -444,7 +458,7 @@ impl<'a> Locker<'a> {
                 Err(IndexError::NotFound { .. }) => {
                     return Err(LockError::NoDistribution {
                         name,
-                        index: self.index.url().to_string(),
+                        index: self.index.display_url(),
                         target: target.to_string(),
                     })
                 }
@@ -518,8 +532,8 @@ impl<'a> Locker<'a> {
             Err(IndexError::NotFound { .. }) => {
                 return Ok(LockError::NoDistribution {
                     name: name.to_string(),
-                    index: self.index.url().to_string(),
-                    target: target.name.clone(),
+                    index: self.index.display_url(),
+                    target: format!("target {}", target.name),
                 })
             }
             other => other?,
@@ -535,10 +549,16 @@ impl<'a> Locker<'a> {
             None => ("0".to_string(), "the index lists no release files".to_string()),
             Some((v, files)) => {
                 let wheels: Vec<&str> = files.iter().filter(|f| f.filename.ends_with(".whl")).map(|f| f.filename.as_str()).collect();
-                let fitting = wheels.iter().any(|w| wheel_fits(w, target));
+                let fitting: Vec<&&IndexFile> = files.iter().filter(|f| wheel_fits(&f.filename, target)).collect();
+                let python_excluded = fitting
+                    .iter()
+                    .filter_map(|f| f.requires_python.as_deref())
+                    .find(|rp| !requires_python_allows(rp, &target.python));
                 let detail = if wheels.is_empty() {
                     format!("its newest release, {v}, is a source release only")
-                } else if fitting {
+                } else if let (Some(rp), true) = (python_excluded, !fitting.is_empty()) {
+                    format!("its newest release, {v}, needs Python {rp} (its requires-python), not {}", target.python)
+                } else if !fitting.is_empty() {
                     format!(
                         "its newest release, {v}, has a wheel for it, so the recipe's version limits or another \
                          distribution's requirements exclude every release that has one"
@@ -575,7 +595,7 @@ impl<'a> Locker<'a> {
                 name: dist.name.clone(),
                 filename: dist.filename.clone(),
                 target: target.name.clone(),
-                index: self.index.url().to_string(),
+                index: self.index.display_url(),
             });
         };
         let (sha256, size) = self.hash_and_size(entry, dist.sha256.as_deref(), "pip's report")?;
@@ -642,7 +662,7 @@ impl<'a> Locker<'a> {
         let req = SimpleRequirement::parse(requirement).map_err(|m| err(format!("requirement: {m}")))?;
         let files = match self.files(&req.name) {
             Err(IndexError::NotFound { .. }) => {
-                return Err(err(format!("no distribution named {:?} on the package index {}", req.name, self.index.url())))
+                return Err(err(format!("no distribution named {:?} on the package index {}", req.name, self.index.display_url())))
             }
             other => other?,
         };
@@ -818,6 +838,16 @@ mod tests {
         assert!(!wheel_fits("x-1-cp311-cp311-linux_x86_64.whl", &deb));
         assert!(!wheel_fits("x-1-cp311-cp311-manylinux_2_17_aarch64.whl", &deb));
         assert!(!wheel_fits("x-1.tar.gz", &deb));
+    }
+
+    #[test]
+    fn requires_python_is_checked_against_the_target() {
+        assert!(requires_python_allows(">=3.8", "3.9"));
+        assert!(!requires_python_allows(">=3.10", "3.9"));
+        assert!(requires_python_allows(">=2.7, !=3.0.*, !=3.1.*", "3.11"));
+        assert!(requires_python_allows(">3.9", "3.9"), "3.9.1 satisfies >3.9");
+        assert!(!requires_python_allows("<3.9", "3.9"));
+        assert!(requires_python_allows("garbage", "3.9"));
     }
 
     #[test]

@@ -90,13 +90,23 @@ mod tests {
     /// The lists pip's vendored `packaging` computes for systems with these arches and
     /// glibcs (its glibc probe and ABI probe replaced), one `arch minor: tags` line each.
     fn packaging_oracle(arches: &[&str]) -> Vec<String> {
+        // Distributions that unbundle pip's vendored packages (Debian) make them
+        // importable once `pip._vendor` is; newer packaging takes a list of arches.
         let script = format!(
-            "from pip._vendor.packaging import _manylinux as m\n\
-             m._have_compatible_abi = lambda arch: True\n\
+            "import pip._vendor\n\
+             try:\n\
+             \x20   from pip._vendor.packaging import _manylinux as m\n\
+             except ImportError:\n\
+             \x20   from packaging import _manylinux as m\n\
+             m._have_compatible_abi = lambda *a, **k: True\n\
              for arch in {arches:?}:\n\
              \x20   for minor in {GLIBC_MINORS:?}:\n\
              \x20       m._get_glibc_version = lambda: (2, minor)\n\
-             \x20       print(arch, minor, ':', ' '.join(m.platform_tags('linux_' + arch, arch)))\n"
+             \x20       try:\n\
+             \x20           tags = list(m.platform_tags('linux_' + arch, arch))\n\
+             \x20       except TypeError:\n\
+             \x20           tags = list(m.platform_tags([arch]))\n\
+             \x20       print(arch, minor, ':', ' '.join(tags))\n"
         );
         let out = Command::new(crate::python::pip::default_python())
             .args(["-c", &script])

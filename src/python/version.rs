@@ -318,7 +318,7 @@ mod tests {
         // Oracle: pip's vendored packaging.version on a handful of pairs.
         let pairs = [("1.0rc1", "1.0"), ("1.0.post1", "1.0"), ("2.0.dev1", "2.0a1"), ("1!1.0", "2.0"), ("1.0-1", "1.0")];
         let script = format!(
-            "from pip._vendor.packaging.version import Version as V\nfor a, b in {pairs:?}:\n    print((V(a) > V(b)) - (V(a) < V(b)))\n"
+            "import pip._vendor\ntry:\n    from pip._vendor.packaging.version import Version as V\nexcept ImportError:\n    from packaging.version import Version as V\nfor a, b in {pairs:?}:\n    print((V(a) > V(b)) - (V(a) < V(b)))\n"
         )
         .replace('[', "(")
         .replace(']', ")");
@@ -330,5 +330,25 @@ mod tests {
         let expected: Vec<i32> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
         let ours: Vec<i32> = pairs.iter().map(|(a, b)| v(a).cmp(&v(b)) as i32).collect();
         assert_eq!(ours, expected);
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn version_and_specifier_parsers_never_panic(text in "[0-9a-z.!+*_<>=~, -]{0,40}") {
+            if let Some(v) = Version::parse(&text) {
+                // What parses has a normalised form that parses to the same version.
+                let again = Version::parse(&v.to_string()).unwrap();
+                prop_assert_eq!(again.cmp(&v), std::cmp::Ordering::Equal);
+            }
+            if let Ok(r) = SimpleRequirement::parse(&format!("x{text}")) {
+                let _ = r.matches(&Version::parse("1.0").unwrap());
+            }
+        }
     }
 }
