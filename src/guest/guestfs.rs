@@ -284,18 +284,7 @@ impl Guest {
 
     /// The entries of the directory at `path`, sorted by name, without `.` and `..`.
     pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, GuestError> {
-        let r = self.resolve_bytes(path.as_bytes(), true)?;
-        let p = ext4_view::Path::try_from(&r[..]).map_err(|e| GuestError::BadPath { path: show(&r), reason: format!("{e:?}") })?;
-        let iter = self.fs.read_dir(p).map_err(|e| Self::ext4_err(&r, e))?;
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        for entry in iter {
-            let entry = entry.map_err(|e| Self::ext4_err(&r, e))?;
-            let name = entry.file_name().as_ref().to_vec();
-            if name != b"." && name != b".." {
-                names.push(name);
-            }
-        }
-        names.sort();
+        let (r, names) = self.dir_names(path)?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let mut full = if r == b"/" { Vec::new() } else { r.clone() };
@@ -308,8 +297,25 @@ impl Guest {
         Ok(out)
     }
 
+    /// The resolved directory and its entry names, sorted, without `.` and `..`.
+    fn dir_names(&self, path: &str) -> Result<(Vec<u8>, Vec<Vec<u8>>), GuestError> {
+        let r = self.resolve_bytes(path.as_bytes(), true)?;
+        let p = ext4_view::Path::try_from(&r[..]).map_err(|e| GuestError::BadPath { path: show(&r), reason: format!("{e:?}") })?;
+        let iter = self.fs.read_dir(p).map_err(|e| Self::ext4_err(&r, e))?;
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for entry in iter {
+            let entry = entry.map_err(|e| Self::ext4_err(&r, e))?;
+            let name = entry.file_name().as_ref().to_vec();
+            if name != b"." && name != b".." {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok((r, names))
+    }
+
     /// The names in a directory, or nothing if it does not exist (inspection helpers).
     pub fn names_in(&self, path: &str) -> Vec<String> {
-        self.read_dir(path).map(|v| v.into_iter().map(|e| e.name).collect()).unwrap_or_default()
+        self.dir_names(path).map(|(_, v)| v.iter().map(|n| show(n)).collect()).unwrap_or_default()
     }
 }
