@@ -157,6 +157,16 @@ fn overlay_copy_and_vhd_creation() {
     let (same, text) = qemu_compare(&overlay, &expected);
     assert!(same, "{text}");
 
+    // An overlay over a raw base works the same way.
+    let raw_overlay = d.join("raw-overlay.qcow2");
+    qcow2::create_qcow2_overlay(&raw, &raw_overlay).unwrap();
+    assert_eq!(qemu_info(&raw_overlay)["backing-filename-format"], "raw");
+    apply_writes(&mut *disk::open_image(&raw_overlay, Access::ReadWrite).unwrap(), &writes);
+    assert_qemu_check_clean(&raw_overlay);
+    let (same, text) = qemu_compare(&raw_overlay, &expected);
+    assert!(same, "{text}");
+    assert_eq!(disk::image_info(&raw_overlay).unwrap().backing_chain[0].format, ImageFormat::Raw);
+
     // VHDs created from a device: 1 MiB-rounded exact size, same content, derived identity.
     let odd = d.join("odd.raw");
     let mut bytes = std::fs::read(&raw).unwrap();
