@@ -149,6 +149,8 @@ fn broken_vhds_are_refused() {
         b.extend_from_slice(&footer);
     }));
     assert!(e.contains("BAT") || e.contains("dynamic header"), "{e}");
+    let e = open_err(&patched(&v, &d.join("cut.vhd"), |b| b.truncate(n - 512)));
+    assert!(e.contains("truncated"), "{e}");
     // A footer claiming an enormous size (checksum kept right) is refused.
     let e = open_err(&patched(&v, &d.join("huge.vhd"), |b| {
         let f = n - 512;

@@ -145,7 +145,23 @@ pub fn detect_format(path: &Path) -> Result<ImageFormat, DiskError> {
             };
         }
     }
+    // A dynamic VHD starts with a copy of its footer; without the one at the end it has
+    // been truncated, and reading it as raw would silently return its metadata as data.
+    if len >= 8 && magic_at(&file, 0, path)? == *vhd::FOOTER_COOKIE {
+        return Err(DiskError::corrupt(
+            path,
+            "VHD footer",
+            len.saturating_sub(512),
+            "the file starts with a VHD footer copy but has no footer at its end: it is truncated",
+        ));
+    }
     Ok(ImageFormat::Raw)
+}
+
+fn magic_at(file: &File, offset: u64, path: &Path) -> Result<[u8; 8], DiskError> {
+    let mut m = [0u8; 8];
+    file.read_exact_at(&mut m, offset).map_err(|e| DiskError::io(path, e))?;
+    Ok(m)
 }
 
 /// Opens an image of any supported format, detected by magic.
