@@ -197,3 +197,25 @@ fn overlay_copy_and_vhd_creation() {
         assert_eq!(dev.len(), DISK_MB << 20);
     }
 }
+
+#[test]
+fn writes_keep_internal_snapshots_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let raw = raw_disk(d, Table::Gpt);
+    let img = d.join("snap.qcow2");
+    convert(&raw, &img, "qcow2", &["-c"]);
+    run("qemu-img", &["snapshot", "-c", "before", p(&img)]);
+    // Clusters shared with the snapshot (refcount 2) must be copied, not overwritten.
+    let writes = write_pattern(DISK_MB << 20);
+    let expected = d.join("expected.raw");
+    std::fs::copy(&raw, &expected).unwrap();
+    apply_writes_raw(&expected, &writes);
+    apply_writes(&mut *disk::open_image(&img, Access::ReadWrite).unwrap(), &writes);
+    assert_qemu_check_clean(&img);
+    let (same, text) = qemu_compare(&img, &expected);
+    assert!(same, "{text}");
+    run("qemu-img", &["snapshot", "-a", "before", p(&img)]);
+    let (same, text) = qemu_compare(&img, &raw);
+    assert!(same, "the snapshot changed: {text}");
+}
