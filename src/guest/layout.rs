@@ -189,7 +189,16 @@ pub fn find_root(
         return (Some(RootChoice { partition: r.partition.index, filesystem: fs, reason }), guest);
     }
     if linux.is_empty() {
-        problems.push("no Linux filesystem found in any partition".into());
+        let hidden: Vec<String> = regions
+            .iter()
+            .filter(|r| matches!(r.filesystem, Some(FsKind::LvmPv | FsKind::Luks)))
+            .map(|r| format!("partition {} is {}", r.partition.index, r.filesystem.unwrap().name()))
+            .collect();
+        if hidden.is_empty() {
+            problems.push("no Linux filesystem found in any partition".into());
+        } else {
+            problems.push(format!("no Linux filesystem found directly; {} (graft reads neither LVM nor LUKS)", hidden.join(", ")));
+        }
     } else {
         problems.push(format!("{} Linux filesystems and none has /etc/os-release: cannot tell which is the root", linux.len()));
     }
