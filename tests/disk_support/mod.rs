@@ -311,11 +311,13 @@ pub fn read_all(dev: &dyn BlockDevice) -> Vec<u8> {
 pub fn qemu_map_offset(img: &Path, guest: u64) -> Option<u64> {
     let out = run("qemu-img", &["map", "--output=json", p(img)]);
     let map: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    map.as_array().unwrap().iter().find_map(|e| {
+    let entry = map.as_array().unwrap().iter().find(|e| {
         let start = e["start"].as_u64().unwrap();
-        let len = e["length"].as_u64().unwrap();
-        (start <= guest && guest < start + len && e["data"] == true)
-            .then(|| e["offset"].as_u64().map(|o| o + guest - start))
-            .flatten()
-    })
+        start <= guest && guest < start + e["length"].as_u64().unwrap()
+    })?;
+    // Newer qemu-img also says `"compressed": true`; older ones just omit the offset.
+    if entry["data"] != true || entry["compressed"] == true {
+        return None;
+    }
+    entry["offset"].as_u64().map(|o| o + guest - entry["start"].as_u64().unwrap())
 }
