@@ -1,7 +1,7 @@
 //! `graft copy-in`: copy a host directory tree into an ext2/3/4 filesystem of an image.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -110,7 +110,8 @@ pub fn copy_tree(
             }
             Item::File { rel, mode, size, host } => {
                 let f = File::open(host).with_context(|| format!("opening {}", host.display()))?;
-                let mut r = BufReader::with_capacity(1 << 20, f).take(*size + 1);
+                // The writer reads in chunks of up to 1 MiB itself: no buffering needed.
+                let mut r = f.take(*size + 1);
                 w.create_file(&format!("{base}/{rel}"), &Meta::new(*mode, uid, gid, epoch), *size, &mut r, replace)
                     .with_context(|| format!("copying {} to {base}/{rel}", host.display()))?;
             }

@@ -1198,7 +1198,7 @@ impl<'a> Ext4Writer<'a> {
         let runs = self.alloc_blocks(nblocks, self.goal_for(parent))?;
         // Stream the data into the runs, 1 MiB at a time.
         let mut left = size;
-        let chunk_blocks = (1 << 20) / self.bs;
+        let chunk_blocks = ((1 << 20) / self.bs).min(nblocks.max(1));
         let mut buf = vec![0u8; (chunk_blocks * self.bs) as usize];
         for &(s, l) in &runs {
             let mut off = 0;
