@@ -1,7 +1,7 @@
 //! `graft copy-in`: copy a host directory tree into an ext2/3/4 filesystem of an image.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{IsTerminal, Read};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -98,6 +98,7 @@ pub fn copy_tree(
     gid: u32,
     epoch: i64,
     replace: bool,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> Result<()> {
     let base = guest_dir.trim_end_matches('/');
     let dir_meta = Meta::new(0o755, uid, gid, epoch);
@@ -110,9 +111,13 @@ pub fn copy_tree(
             }
             Item::File { rel, mode, size, host } => {
                 let f = File::open(host).with_context(|| format!("opening {}", host.display()))?;
-                let mut r = BufReader::with_capacity(1 << 20, f).take(*size + 1);
+                // The writer reads in chunks of up to 1 MiB itself: no buffering needed.
+                let mut r = f.take(*size + 1);
                 w.create_file(&format!("{base}/{rel}"), &Meta::new(*mode, uid, gid, epoch), *size, &mut r, replace)
                     .with_context(|| format!("copying {} to {base}/{rel}", host.display()))?;
+                if let Some(p) = progress {
+                    p.inc(*size);
+                }
             }
             Item::Symlink { rel, target } => {
                 w.symlink(&format!("{base}/{rel}"), target, &Meta::new(0o777, uid, gid, epoch), replace)
@@ -143,6 +148,7 @@ pub fn copy_into_image(
     epoch: i64,
     replace: bool,
     label: &Path,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> Result<(Report, String)> {
     let layout = crate::guest::layout::open(image).with_context(|| format!("opening {}", label.display()))?;
     let Some(root) = layout.root.clone() else {
@@ -159,7 +165,7 @@ pub fn copy_into_image(
     let mut w = Ext4Writer::open(&mut region).with_context(|| format!("{}: opening the root filesystem ({})", label.display(), root.reason))?;
     let n = needs(&mut w, items, guest_dir)?;
     w.check_space(&n).with_context(|| format!("{}: checking free space", label.display()))?;
-    copy_tree(&mut w, items, guest_dir, uid, gid, epoch, replace)?;
+    copy_tree(&mut w, items, guest_dir, uid, gid, epoch, replace, progress)?;
     let report = w.commit().with_context(|| format!("{}: writing the filesystem metadata", label.display()))?;
     dev.flush().with_context(|| format!("flushing {}", label.display()))?;
     let where_ = if root.partition == 0 { "whole disk".to_string() } else { format!("partition {}", root.partition) };
@@ -175,8 +181,17 @@ pub fn copy_in(args: &CopyInArgs, global: &GlobalArgs) -> Result<Outcome> {
         bail!("GUEST_DIR {:?} must be absolute, e.g. /opt/agent", args.guest_dir);
     }
     let items = scan_tree(&args.host_dir)?;
+    let total: u64 = items.iter().map(|i| if let Item::File { size, .. } = i { *size } else { 0 }).sum();
+    let bar = (!global.quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}") {
+            b.set_style(style);
+        }
+        b.set_message("copying");
+        b
+    });
     let (report, region) = if args.out.in_place {
-        copy_into_image(&args.image, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, &args.image)?
+        copy_into_image(&args.image, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, &args.image, bar.as_ref())?
     } else {
         let out = args.out.output.as_ref().context("give -o OUT or --in-place")?;
         let tmp = crate::util::AtomicFile::create(out).with_context(|| format!("creating {}", out.display()))?;
@@ -184,10 +199,13 @@ pub fn copy_in(args: &CopyInArgs, global: &GlobalArgs) -> Result<Outcome> {
         // A reflink or sparse copy: unchanged clusters stay byte-identical.
         crate::disk::copy::copy_image(&args.image, &tmp_path)
             .with_context(|| format!("copying {} to {}", args.image.display(), out.display()))?;
-        let report = copy_into_image(&tmp_path, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, out)?;
+        let report = copy_into_image(&tmp_path, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, out, bar.as_ref())?;
         tmp.commit().with_context(|| format!("renaming into {}", out.display()))?;
         report
     };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     let target = if args.out.in_place { args.image.clone() } else { args.out.output.clone().unwrap_or_default() };
     if global.json {
         let v = serde_json::json!({ "image": target, "filesystem": region, "guest_dir": args.guest_dir, "report": report });
