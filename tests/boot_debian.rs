@@ -134,3 +134,39 @@ fn base_image_without_an_agent_does_not_run_a_heat_deployment() {
     assert_eq!(fs.read(&format!("{HEAT_DEPLOYED_DIR}/{id}.json")), None);
     assert_eq!(fs.read("/root/deployed"), None);
 }
+
+/// The harness itself can fail: a disk with no root filesystem never powers off (the
+/// initramfs gives up on the root device and, with panic= set, reboots), and boot() says so
+/// with the guest's console output.
+#[test]
+fn boot_reports_a_guest_that_does_not_power_off() {
+    let img = debian_image();
+    let work = tempfile::tempdir().unwrap();
+    let blank = work.path().join("blank.raw");
+    std::fs::File::create(&blank)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let (user_data, meta) = marker_seed("/var/lib/graft-boot-marker");
+    let seed = nocloud_seed(work.path(), &user_data, &meta);
+
+    let result = boot_with_kernel(
+        &blank,
+        &img.kernel,
+        &img.initrd,
+        &seed,
+        BOOT_TIMEOUT,
+        "rootdelay=5",
+    );
+    assert!(!result.powered_off, "{}", result.serial_log);
+    assert!(
+        result.boot_messages.contains("without powering off"),
+        "{}",
+        result.boot_messages
+    );
+    assert!(
+        result.serial_log.contains("Gave up waiting for root"),
+        "{}",
+        result.serial_log
+    );
+}

@@ -267,17 +267,19 @@ static KVM_FAILED: AtomicBool = AtomicBool::new(false);
 /// Boots `image` with the Debian fixture's kernel and initramfs (see [`boot_with_kernel`]).
 pub fn boot(image: &Path, seed: &Path, timeout: Duration) -> BootResult {
     let fixture = debian_image();
-    boot_with_kernel(image, &fixture.kernel, &fixture.initrd, seed, timeout)
+    boot_with_kernel(image, &fixture.kernel, &fixture.initrd, seed, timeout, "")
 }
 
 /// Boots `image` under QEMU until the guest powers off or `timeout` passes. The guest
 /// writes to a fresh qcow2 overlay ([`BootResult::disk`]), never to `image`.
+/// `extra_append` is added to the kernel command line.
 pub fn boot_with_kernel(
     image: &Path,
     kernel: &Path,
     initrd: &Path,
     seed: &Path,
     timeout: Duration,
+    extra_append: &str,
 ) -> BootResult {
     let dir = tempfile::Builder::new()
         .prefix("graft-boot-")
@@ -299,6 +301,9 @@ pub fn boot_with_kernel(
     // boot.sh's stall timeout each time).
     if std::env::var_os("GRAFT_BOOT_ACCEL").is_none() && KVM_FAILED.load(Ordering::Relaxed) {
         cmd.env("GRAFT_BOOT_ACCEL", "tcg");
+    }
+    if !extra_append.is_empty() {
+        cmd.env("GRAFT_BOOT_APPEND", extra_append);
     }
     let out = cmd
         .arg("--write")
