@@ -77,6 +77,7 @@ Examples:
   graft lock --target debian-12                re-lock one target, keep the others
   graft lock --upgrade-package requests        move one distribution to its newest release
   graft lock --check                           exit 3 if the lockfile is stale (for CI)
+  graft lock --index-url file:///srv/simple    lock against a local PEP 503 mirror
 
 Resolution uses pip's own resolver (pip install --dry-run --report, wheels only, with the
 target's Python version, implementation, ABI and every platform tag its glibc implies),
@@ -188,6 +189,11 @@ pub struct LockArgs {
     /// The Python interpreter whose pip resolves (default: python3 on PATH).
     #[arg(long, env = "GRAFT_PYTHON", value_name = "PATH")]
     pub python: Option<PathBuf>,
+
+    /// The package index (simple API) to lock against instead of pip's configured one;
+    /// `file:///dir` names a local PEP 503 tree.
+    #[arg(long, value_name = "URL")]
+    pub index_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +261,10 @@ pub struct BuildArgs {
 pub struct InspectArgs {
     /// The image: qcow2, VHD or raw.
     pub image: PathBuf,
+    /// Benchmarking aid: read the whole virtual disk through graft's block layer and
+    /// print how long it took, instead of inspecting.
+    #[arg(long, hide = true)]
+    pub read_all: bool,
 }
 
 #[derive(Debug, Args)]

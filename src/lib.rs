@@ -10,6 +10,7 @@ pub mod commands;
 pub mod disk;
 pub mod fs;
 pub mod guest;
+pub mod http;
 pub mod lockfile;
 pub mod partition;
 pub mod payload;

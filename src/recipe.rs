@@ -88,6 +88,10 @@ pub struct Archive {
     /// Required with `url`: the artifact's sha256 (64 hex digits).
     #[serde(default)]
     pub sha256: Option<String>,
+    /// With `url`: a version label recorded in the lockfile (informational; the
+    /// sha256 is what pins the artifact). Default `unversioned`.
+    #[serde(default)]
+    pub version: Option<String>,
     /// Leading directories stripped from archive member paths (sdists have one).
     #[serde(default = "default_strip")]
     pub strip_components: u32,
@@ -158,6 +162,46 @@ impl Recipe {
         self.targets.iter().find(|t| t.name == name)
     }
 
+    /// `sha256:<hex>` over what a lockfile depends on: schema, name, index name,
+    /// source-date-epoch, the Python requirements, the archives' sources and every
+    /// target. The layout, service, interpreter and prefix are left out: they shape the
+    /// build, not what is resolved, so editing them does not make a lockfile stale.
+    pub fn lock_digest(&self) -> String {
+        /// (name, requirement, url, sha256, version) of one archive.
+        type ArchiveInputs<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        #[derive(Serialize)]
+        struct LockInputs<'a> {
+            schema: u32,
+            name: &'a str,
+            index_name: &'a str,
+            source_date_epoch: i64,
+            requirements: Vec<&'a str>,
+            archives: Vec<ArchiveInputs<'a>>,
+            targets: Vec<&'a Target>,
+        }
+        let mut requirements: Vec<&str> = self.python.requirements.iter().map(|r| r.trim()).collect();
+        requirements.sort_unstable();
+        let mut archives: Vec<_> = self
+            .archives
+            .iter()
+            .map(|a| (a.name.as_str(), a.requirement.as_deref(), a.url.as_deref(), a.sha256.as_deref(), a.version.as_deref()))
+            .collect();
+        archives.sort_unstable();
+        let mut targets: Vec<&Target> = self.targets.iter().collect();
+        targets.sort_by(|a, b| a.name.cmp(&b.name));
+        let inputs = LockInputs {
+            schema: self.schema,
+            name: &self.name,
+            index_name: &self.index_name,
+            source_date_epoch: self.source_date_epoch,
+            requirements,
+            archives,
+            targets,
+        };
+        let json = serde_json::to_vec(&inputs).expect("recipe inputs serialise");
+        format!("sha256:{}", crate::util::sha256_hex(&json))
+    }
+
     pub fn archive(&self, name: &str) -> Option<&Archive> {
         self.archives.iter().find(|a| a.name == name)
     }
@@ -204,9 +248,10 @@ impl Archive {
     fn validate(&self) -> Result<(), String> {
         match (&self.requirement, &self.url) {
             (Some(_), None) => {
-                if self.sha256.is_some() {
+                if self.sha256.is_some() || self.version.is_some() {
                     return Err(format!(
-                        "[[archive]] {:?}: sha256 goes with url; an index archive's hash is locked",
+                        "[[archive]] {:?}: sha256 and version go with url; an index archive's \
+                         version comes from `requirement` and its hash is locked",
                         self.name
                     ));
                 }
@@ -292,6 +337,15 @@ impl Target {
                 KNOWN_ARCHES.join(", ")
             ));
         }
+        // manylinux exists for x86 from glibc 2.5, for every other arch from 2.17
+        // (PEP 599): an older glibc on those has no wheel that could ever fit it.
+        if !matches!(self.arch.as_str(), "x86_64" | "i686") && gmin < 17 {
+            return Err(format!(
+                "[[target]] {:?}: arch = {:?} with glibc = {:?} is impossible: manylinux wheels \
+                 for {} need glibc 2.17 or newer",
+                self.name, self.arch, self.glibc, self.arch
+            ));
+        }
         if self.implementation != "cp" {
             return Err(format!(
                 "[[target]] {:?}: implementation = {:?}: only `cp` (CPython) is supported",
@@ -300,6 +354,13 @@ impl Target {
         }
         let abi = self.abi_tag();
         let plain = format!("cp{maj}{min}");
+        if abi == format!("{plain}t") && (maj, min) < (3, 13) {
+            return Err(format!(
+                "[[target]] {:?}: abi = {abi:?} is impossible: free-threaded CPython exists from 3.13, \
+                 python = {:?}",
+                self.name, self.python
+            ));
+        }
         if abi != plain && abi != format!("{plain}t") && abi != "abi3" && abi != "none" {
             return Err(format!(
                 "[[target]] {:?}: abi = {abi:?} does not fit python = {:?} (expected {plain:?})",
@@ -356,6 +417,28 @@ glibc = "2.36"
         let text = MINIMAL.replace("glibc = \"2.36\"", "glibc = \"2.36\"\nabi = \"cp312\"");
         let err = Recipe::parse(&text, "t.toml").unwrap_err().to_string();
         assert!(err.contains("cp312") && err.contains("debian-12"), "{err}");
+    }
+
+    #[test]
+    fn impossible_targets_are_refused() {
+        let text = MINIMAL.replace("x86_64", "aarch64").replace("2.36", "2.12");
+        let err = Recipe::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("impossible") && err.contains("2.17"), "{err}");
+        let text = MINIMAL.replace("glibc = \"2.36\"", "glibc = \"2.36\"\nabi = \"cp311t\"");
+        let err = Recipe::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("free-threaded"), "{err}");
+    }
+
+    #[test]
+    fn lock_digest_ignores_layout_and_order_but_not_requirements() {
+        let a = Recipe::parse(MINIMAL, "t.toml").unwrap();
+        let b = Recipe::parse(&MINIMAL.replace("schema = 1", "schema = 1\nprefix = \"/opt/other\""), "t.toml").unwrap();
+        assert_eq!(a.lock_digest(), b.lock_digest());
+        let c = Recipe::parse(&MINIMAL.replace("[\"requests\"]", "[\"requests<3\"]"), "t.toml").unwrap();
+        assert_ne!(a.lock_digest(), c.lock_digest());
+        let d = Recipe::parse(&MINIMAL.replace("2.36", "2.35"), "t.toml").unwrap();
+        assert_ne!(a.lock_digest(), d.lock_digest());
+        assert!(crate::util::is_sha256_hex(a.lock_digest().strip_prefix("sha256:").unwrap()));
     }
 
     #[test]

@@ -3,11 +3,32 @@
 //!
 //! A filesystem never knows whether it sits in a qcow2 file or a raw one: it is handed a
 //! `&mut dyn BlockDevice` that is a [`Region`] of the container.
+//!
+//! Entry points:
+//! - [`open_image`] / [`open_image_with_info`]: any supported image, format detected by
+//!   magic, with [`ImageInfo`] (format, virtual and allocated size, backing chain).
+//! - [`copy_image`]: a standalone output that starts as a byte-identical, hole-preserving
+//!   copy of the base (reflink, else `copy_file_range`, else read/write of data extents).
+//! - [`create_qcow2_overlay`]: a qcow2 whose backing file is the base.
+//! - [`vhd::create_fixed`] / [`vhd::create_dynamic`]: a VHD holding another device's
+//!   content, with a derived (never clock- or random-based) timestamp and UUID.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+
+pub mod copy;
+pub mod open;
+pub mod qcow2;
+pub mod vhd;
+
+pub use copy::copy_image;
+pub use open::{
+    image_info, open_image, open_image_with_info, Access, BackingInfo, DiskError, ImageFormat,
+    ImageInfo,
+};
+pub use qcow2::create_qcow2_overlay;
 
 /// Random access to a virtual disk's bytes.
 ///

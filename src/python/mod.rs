@@ -1,2 +1,11 @@
 //! Python packaging: resolving through pip, wheel tags, wheel unpacking, the virtual
 //! environment layout and console-script wrappers.
+
+pub mod index;
+pub mod pip;
+pub mod resolve;
+pub mod scripts;
+pub mod tags;
+pub mod venv;
+pub mod version;
+pub mod wheel;
