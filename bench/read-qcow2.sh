@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reads a 2 GiB compressed qcow2 end to end through graft's block layer and through
 # `qemu-img convert -O raw ... /dev/null`, and prints the times and their ratio.
-# Not a test: run by hand (`bench/read-qcow2.sh [WORKDIR]`). Needs qemu-img.
+# Not a test: run by hand (`bench/read-qcow2.sh [WORKDIR]`). Needs qemu-img and GNU time
+# (/usr/bin/time). Prints wall and CPU seconds: qemu-img decompresses on several threads,
+# graft on one, so on a loaded machine the wall ratio and the CPU ratio differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,19 +45,32 @@ qemu_read() {
         qemu-img convert -n -f qcow2 "$img" --target-image-opts "driver=null-co,size=$vsize"
 }
 
-now() { date +%s.%N; }
-t0=$(now); "$graft" inspect --read-all "$img" >/dev/null; t1=$(now)
-qemu_read; t2=$(now)
-# Second round, page cache warm for both.
-t3=$(now); "$graft" inspect --read-all "$img"; t4=$(now)
-qemu_read; t5=$(now)
+# Wall and CPU (user+sys) seconds of a command, via GNU time.
+measure() {
+    local out
+    out=$(mktemp)
+    /usr/bin/time -f "%e %U %S" -o "$out" "$@" >/dev/null
+    cat "$out"
+    rm -f "$out"
+}
 
-python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$(stat -c %s "$img")" <<'PY'
+export img vsize
+export -f qemu_read
+g1=$(measure "$graft" inspect --read-all "$img")
+q1=$(measure bash -c qemu_read)
+# Second round, page cache warm for both.
+g2=$(measure "$graft" inspect --read-all "$img")
+q2=$(measure bash -c qemu_read)
+
+python3 - "$(stat -c %s "$img")" "$g1" "$q1" "$g2" "$q2" <<'PY'
 import sys
-t = list(map(float, sys.argv[1:7]))
-size = int(sys.argv[7])
-g1, q1, g2, q2 = t[1]-t[0], t[2]-t[1], t[4]-t[3], t[5]-t[4]
+size = int(sys.argv[1])
+def parse(s):
+    wall, user, sys_ = map(float, s.split())
+    return wall, user + sys_
 print(f"image: 2 GiB virtual, {size/2**20:.0f} MiB compressed qcow2")
-print(f"cold-ish: graft {g1:.2f} s   qemu-img convert {q1:.2f} s   graft/qemu = {g1/q1:.2f}")
-print(f"warm:     graft {g2:.2f} s   qemu-img convert {q2:.2f} s   graft/qemu = {g2/q2:.2f}")
+for label, g, q in (("first", sys.argv[2], sys.argv[3]), ("warm", sys.argv[4], sys.argv[5])):
+    (gw, gc), (qw, qc) = parse(g), parse(q)
+    print(f"{label:5}: graft {gw:6.2f} s wall {gc:6.2f} s cpu | qemu-img convert {qw:6.2f} s wall {qc:6.2f} s cpu"
+          f" | graft/qemu wall {gw/qw:.2f}, cpu {gc/qc:.2f}")
 PY

@@ -93,6 +93,9 @@ impl Default for FetchOptions {
     }
 }
 
+/// Cache entries that did not match and were deleted: (artifact label, actual sha256).
+pub type Discarded = Vec<(String, String)>;
+
 /// What [`Cache::fetch_all`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchReport {
@@ -102,7 +105,7 @@ pub struct FetchReport {
     pub fetched: usize,
     pub fetched_bytes: u64,
     /// Entries that did not match, deleted and fetched again: (label, actual sha256).
-    pub discarded: Vec<(String, String)>,
+    pub discarded: Discarded,
 }
 
 pub struct Cache {
@@ -188,8 +191,9 @@ impl Cache {
         }
     }
 
-    /// Every wanted artifact that is not in the cache (or did not match and was deleted).
-    pub fn missing(&self, wanted: &[Wanted]) -> Result<(Vec<Wanted>, Vec<(String, String)>), CacheError> {
+    /// Every wanted artifact that is not in the cache (or did not match and was deleted),
+    /// and the (label, actual sha256) of the entries deleted.
+    pub fn missing(&self, wanted: &[Wanted]) -> Result<(Vec<Wanted>, Discarded), CacheError> {
         let mut missing = Vec::new();
         let mut discarded = Vec::new();
         for w in wanted {
@@ -206,7 +210,7 @@ impl Cache {
     }
 
     /// The `--offline` check: an error listing every missing artifact.
-    pub fn require_all(&self, wanted: &[Wanted]) -> Result<Vec<(String, String)>, CacheError> {
+    pub fn require_all(&self, wanted: &[Wanted]) -> Result<Discarded, CacheError> {
         let (missing, discarded) = self.missing(wanted)?;
         if missing.is_empty() {
             return Ok(discarded);
@@ -430,7 +434,7 @@ mod tests {
         assert!(!cache.path_of(&a.sha256).exists(), "deleted");
         fs::write(cache.path_of(&a.sha256), b"evil").unwrap();
         let src = MapSource { files: [("a.whl".to_string(), b"good".to_vec())].into(), transient_failures: AtomicU32::new(0), calls: AtomicU32::new(0) };
-        let r = cache.fetch_all(&[a.clone()], &src, &opts()).unwrap();
+        let r = cache.fetch_all(std::slice::from_ref(&a), &src, &opts()).unwrap();
         assert_eq!(r.discarded.len(), 1);
         assert_eq!(r.fetched, 1);
         assert_eq!(cache.read_verified(&a).unwrap(), b"good");
@@ -442,7 +446,7 @@ mod tests {
         let cache = Cache::open(dir.path()).unwrap();
         let a = wanted("a.whl", b"good");
         let src = MapSource { files: [("a.whl".to_string(), b"bad!".to_vec())].into(), transient_failures: AtomicU32::new(0), calls: AtomicU32::new(0) };
-        let err = cache.fetch_all(&[a.clone()], &src, &opts()).unwrap_err().to_string();
+        let err = cache.fetch_all(std::slice::from_ref(&a), &src, &opts()).unwrap_err().to_string();
         assert!(err.contains("a.whl") && err.contains("do not match"), "{err}");
         assert!(!cache.path_of(&a.sha256).exists());
         let long = MapSource { files: [("a.whl".to_string(), b"good and more".to_vec())].into(), transient_failures: AtomicU32::new(0), calls: AtomicU32::new(0) };
@@ -457,7 +461,7 @@ mod tests {
         let a = wanted("a.whl", b"a");
         let b = wanted("b.whl", b"b");
         let src = MapSource { files: BTreeMap::new(), transient_failures: AtomicU32::new(0), calls: AtomicU32::new(0) };
-        let err = cache.fetch_all(&[a.clone()], &src, &opts()).unwrap_err().to_string();
+        let err = cache.fetch_all(std::slice::from_ref(&a), &src, &opts()).unwrap_err().to_string();
         assert!(err.contains("a.whl") && err.contains("404"), "{err}");
         let err = cache.require_all(&[a, b]).unwrap_err().to_string();
         assert!(err.contains("2 artifact(s)") && err.contains("a.whl") && err.contains("b.whl"), "{err}");

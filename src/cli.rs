@@ -77,6 +77,7 @@ Examples:
   graft lock --target debian-12                re-lock one target, keep the others
   graft lock --upgrade-package requests        move one distribution to its newest release
   graft lock --check                           exit 3 if the lockfile is stale (for CI)
+  graft lock --index-url file:///srv/simple    lock against a local PEP 503 mirror
 
 Resolution uses pip's own resolver (pip install --dry-run --report, wheels only, with the
 target's Python version, implementation, ABI and every platform tag its glibc implies),

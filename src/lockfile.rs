@@ -163,12 +163,24 @@ impl Lockfile {
                 if a.filename.contains("://") || a.name.contains("://") {
                     return Err(format!("{place}: lockfiles hold no URLs"));
                 }
+                if a.name.trim().is_empty() || a.version.trim().is_empty() {
+                    return Err(format!("{place}: name and version must not be empty"));
+                }
                 match a.kind {
                     ArtifactKind::Wheel if !a.filename.ends_with(".whl") => {
                         return Err(format!("{place}: a wheel's filename must end in .whl"))
                     }
+                    ArtifactKind::Wheel if a.archive.is_some() => {
+                        return Err(format!("{place}: a wheel belongs to no [[archive]]"))
+                    }
                     ArtifactKind::Wheel | ArtifactKind::Sdist if a.index.is_none() => {
                         return Err(format!("{place}: an index artifact needs `index`"))
+                    }
+                    ArtifactKind::Sdist | ArtifactKind::Url if a.archive.is_none() => {
+                        return Err(format!("{place}: an archive artifact needs `archive` (its recipe [[archive]] name)"))
+                    }
+                    ArtifactKind::Url if a.index.is_some() => {
+                        return Err(format!("{place}: a url artifact comes from no index"))
                     }
                     _ => {}
                 }
@@ -244,6 +256,22 @@ mod tests {
         assert_eq!(back.targets[1].artifacts[0].name, "pbr");
         assert_eq!(back.to_toml(), text, "serialisation must be stable");
         assert!(!text.contains("://"));
+    }
+
+    #[test]
+    fn inconsistent_entries_are_named() {
+        let text = sample().to_toml();
+        let cases = [
+            (text.replacen("version = \"6.0.0\"", "version = \"\"", 1), "pbr"),
+            (text.replacen("index = \"default\"\n", "index = \"default\"\narchive = \"x\"\n", 1), "no [[archive]]"),
+            (text.replacen("kind = \"wheel\"\nfilename = \"six", "kind = \"url\"\nfilename = \"six", 1), "archive"),
+            (text.replacen("kind = \"wheel\"", "kind = \"tarball\"", 1), "tarball"),
+        ];
+        for (edited, expected) in cases {
+            assert_ne!(edited, text, "the edit for {expected:?} must apply");
+            let err = Lockfile::parse(&edited, "x.lock").unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
     }
 
     #[test]

@@ -32,9 +32,19 @@ pub enum PartitionError {
     #[error("MBR: {0}")]
     Mbr(String),
     #[error("partitions {a} and {b} overlap (sectors {a_range} and {b_range}); the table is inconsistent: check it with `sfdisk --verify`")]
-    Overlap { a: u32, b: u32, a_range: String, b_range: String },
+    Overlap {
+        a: u32,
+        b: u32,
+        a_range: String,
+        b_range: String,
+    },
     #[error("partition {index} ({start}..{end} bytes) lies outside the disk ({disk} bytes)")]
-    OutsideDisk { index: u32, start: u64, end: u64, disk: u64 },
+    OutsideDisk {
+        index: u32,
+        start: u64,
+        end: u64,
+        disk: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,7 +116,8 @@ impl Seek for DevReader<'_> {
             SeekFrom::End(d) => self.dev.len().checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
+        self.pos =
+            new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
         Ok(self.pos)
     }
 }
@@ -145,16 +156,36 @@ fn check(dev: &dyn BlockDevice, t: PartitionTable) -> Result<PartitionTable, Par
     for p in &t.partitions {
         let end = p.start.checked_add(p.size);
         if end.is_none_or(|e| e > disk) {
-            return Err(PartitionError::OutsideDisk { index: p.index, start: p.start, end: end.unwrap_or(u64::MAX), disk });
+            return Err(PartitionError::OutsideDisk {
+                index: p.index,
+                start: p.start,
+                end: end.unwrap_or(u64::MAX),
+                disk,
+            });
         }
     }
     // An extended partition is a container: the logical partitions are inside it.
-    let mut sorted: Vec<&Partition> = t.partitions.iter().filter(|p| p.type_name != "Extended").collect();
+    let mut sorted: Vec<&Partition> = t
+        .partitions
+        .iter()
+        .filter(|p| p.type_name != "Extended")
+        .collect();
     sorted.sort_by_key(|p| (p.start, p.index));
     for w in sorted.windows(2) {
         if w[0].start + w[0].size > w[1].start {
-            let range = |p: &Partition| format!("{}..{}", p.start / t.sector_size, (p.start + p.size) / t.sector_size);
-            return Err(PartitionError::Overlap { a: w[0].index, b: w[1].index, a_range: range(w[0]), b_range: range(w[1]) });
+            let range = |p: &Partition| {
+                format!(
+                    "{}..{}",
+                    p.start / t.sector_size,
+                    (p.start + p.size) / t.sector_size
+                )
+            };
+            return Err(PartitionError::Overlap {
+                a: w[0].index,
+                b: w[1].index,
+                a_range: range(w[0]),
+                b_range: range(w[1]),
+            });
         }
     }
     Ok(t)
@@ -169,7 +200,10 @@ fn guid_string(g: &[u8; 16]) -> String {
         u16::from_le_bytes(g[6..8].try_into().unwrap()),
         g[8],
         g[9],
-        g[10..16].iter().map(|b| format!("{b:02X}")).collect::<String>()
+        g[10..16]
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>()
     )
 }
 
@@ -205,13 +239,24 @@ pub fn gpt_type_name(guid: &str) -> &'static str {
 /// the reason. Choosing among plain "Linux filesystem" partitions needs their contents:
 /// `guest::layout::find_root` does that, one layer up.
 pub fn find_root_by_type(table: &PartitionTable) -> Option<(&Partition, String)> {
-    let mut roots = table.partitions.iter().filter(|p| is_gpt_root_type(&p.type_id));
+    let mut roots = table
+        .partitions
+        .iter()
+        .filter(|p| is_gpt_root_type(&p.type_id));
     let first = roots.next()?;
     let others = roots.count();
     let reason = if others == 0 {
-        format!("partition {} has the GPT type {} ({})", first.index, first.type_name, first.type_id)
+        format!(
+            "partition {} has the GPT type {} ({})",
+            first.index, first.type_name, first.type_id
+        )
     } else {
-        format!("partition {} is the first of {} partitions with a GPT Linux root type ({})", first.index, others + 1, first.type_name)
+        format!(
+            "partition {} is the first of {} partitions with a GPT Linux root type ({})",
+            first.index,
+            others + 1,
+            first.type_name
+        )
     };
     Some((first, reason))
 }
@@ -241,14 +286,28 @@ pub fn mbr_type_name(t: u8) -> &'static str {
 }
 
 /// Reads and checks one GPT header and its entry array (`lba` in sectors of `ss` bytes).
-fn read_gpt_at(dev: &dyn BlockDevice, ss: u64, lba: u64) -> Result<(gptman::GPTHeader, Vec<gptman::GPTPartitionEntry>), String> {
-    let mut r = DevReader { dev, pos: lba.checked_mul(ss).ok_or("header LBA overflows")? };
-    let header = gptman::GPTHeader::read_from(&mut r).map_err(|e| format!("header at LBA {lba}: {e}"))?;
+fn read_gpt_at(
+    dev: &dyn BlockDevice,
+    ss: u64,
+    lba: u64,
+) -> Result<(gptman::GPTHeader, Vec<gptman::GPTPartitionEntry>), String> {
+    let mut r = DevReader {
+        dev,
+        pos: lba.checked_mul(ss).ok_or("header LBA overflows")?,
+    };
+    let header =
+        gptman::GPTHeader::read_from(&mut r).map_err(|e| format!("header at LBA {lba}: {e}"))?;
     if header.number_of_partition_entries > MAX_GPT_ENTRIES {
-        return Err(format!("header at LBA {lba}: {} partition entries (more than {MAX_GPT_ENTRIES})", header.number_of_partition_entries));
+        return Err(format!(
+            "header at LBA {lba}: {} partition entries (more than {MAX_GPT_ENTRIES})",
+            header.number_of_partition_entries
+        ));
     }
     if header.size_of_partition_entry != 128 {
-        return Err(format!("header at LBA {lba}: partition entries of {} bytes (graft reads 128-byte entries)", header.size_of_partition_entry));
+        return Err(format!(
+            "header at LBA {lba}: partition entries of {} bytes (graft reads 128-byte entries)",
+            header.size_of_partition_entry
+        ));
     }
     let array_end = header
         .partition_entry_lba
@@ -257,7 +316,9 @@ fn read_gpt_at(dev: &dyn BlockDevice, ss: u64, lba: u64) -> Result<(gptman::GPTH
     if array_end.is_none_or(|e| e > dev.len()) {
         return Err(format!("header at LBA {lba}: the partition entry array at LBA {} runs past the end of the disk", header.partition_entry_lba));
     }
-    let entries = header.read_partitions(&mut r, ss).map_err(|e| format!("entry array at LBA {}: {e}", header.partition_entry_lba))?;
+    let entries = header
+        .read_partitions(&mut r, ss)
+        .map_err(|e| format!("entry array at LBA {}: {e}", header.partition_entry_lba))?;
     Ok((header, entries))
 }
 
@@ -285,7 +346,9 @@ fn try_gpt(dev: &dyn BlockDevice, ss: u64) -> Result<Option<PartitionTable>, Par
                     found
                 }
                 Err(backup_err) => {
-                    return Err(PartitionError::Gpt(format!("primary: {primary_err}; backup: {backup_err}")));
+                    return Err(PartitionError::Gpt(format!(
+                        "primary: {primary_err}; backup: {backup_err}"
+                    )));
                 }
             }
         }
@@ -297,12 +360,22 @@ fn try_gpt(dev: &dyn BlockDevice, ss: u64) -> Result<Option<PartitionTable>, Par
         }
         let index = i as u32 + 1;
         if e.ending_lba < e.starting_lba {
-            return Err(PartitionError::Gpt(format!("partition {index} ends (LBA {}) before it starts (LBA {})", e.ending_lba, e.starting_lba)));
+            return Err(PartitionError::Gpt(format!(
+                "partition {index} ends (LBA {}) before it starts (LBA {})",
+                e.ending_lba, e.starting_lba
+            )));
         }
         let start = e.starting_lba.checked_mul(ss);
-        let size = (e.ending_lba - e.starting_lba).checked_add(1).and_then(|n| n.checked_mul(ss));
+        let size = (e.ending_lba - e.starting_lba)
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(ss));
         let (Some(start), Some(size)) = (start, size) else {
-            return Err(PartitionError::OutsideDisk { index, start: u64::MAX, end: u64::MAX, disk: dev.len() });
+            return Err(PartitionError::OutsideDisk {
+                index,
+                start: u64::MAX,
+                end: u64::MAX,
+                disk: dev.len(),
+            });
         };
         let type_id = guid_string(&e.partition_type_guid);
         partitions.push(Partition {
@@ -316,7 +389,13 @@ fn try_gpt(dev: &dyn BlockDevice, ss: u64) -> Result<Option<PartitionTable>, Par
             logical: false,
         });
     }
-    Ok(Some(PartitionTable { kind: TableKind::Gpt, sector_size: ss, disk_id: Some(guid_string(&header.disk_guid)), partitions, notes }))
+    Ok(Some(PartitionTable {
+        kind: TableKind::Gpt,
+        sector_size: ss,
+        disk_id: Some(guid_string(&header.disk_guid)),
+        partitions,
+        notes,
+    }))
 }
 
 fn has_protective_mbr(dev: &dyn BlockDevice) -> io::Result<bool> {
@@ -368,7 +447,9 @@ fn try_mbr(dev: &dyn BlockDevice) -> Result<Option<PartitionTable>, PartitionErr
         };
         if e.is_extended() {
             if extended.is_some() {
-                return Err(PartitionError::Mbr("more than one extended partition".into()));
+                return Err(PartitionError::Mbr(
+                    "more than one extended partition".into(),
+                ));
             }
             extended = Some((e.starting_lba as u64, e.sectors as u64));
         }
@@ -378,7 +459,13 @@ fn try_mbr(dev: &dyn BlockDevice) -> Result<Option<PartitionTable>, PartitionErr
         partitions.extend(walk_ebrs(dev, ext_start, ext_len)?);
     }
     let disk_id = Some(format!("{:08x}", u32::from_le_bytes(header.disk_signature)));
-    Ok(Some(PartitionTable { kind: TableKind::Mbr, sector_size: ss, disk_id, partitions, notes: Vec::new() }))
+    Ok(Some(PartitionTable {
+        kind: TableKind::Mbr,
+        sector_size: ss,
+        disk_id,
+        partitions,
+        notes: Vec::new(),
+    }))
 }
 
 fn is_fs_boot_sector(s: &[u8; 512]) -> bool {
@@ -389,20 +476,31 @@ fn is_fs_boot_sector(s: &[u8; 512]) -> bool {
 
 /// Follows the EBR chain: each EBR's first entry is a logical partition relative to the EBR,
 /// its second the next EBR relative to the extended partition's start.
-fn walk_ebrs(dev: &dyn BlockDevice, ext_start: u64, ext_len: u64) -> Result<Vec<Partition>, PartitionError> {
+fn walk_ebrs(
+    dev: &dyn BlockDevice,
+    ext_start: u64,
+    ext_len: u64,
+) -> Result<Vec<Partition>, PartitionError> {
     let ss = 512u64;
     let mut out = Vec::new();
     let mut rel = 0u64;
     loop {
         if out.len() >= MAX_LOGICAL {
-            return Err(PartitionError::Mbr(format!("more than {MAX_LOGICAL} logical partitions: the EBR chain loops or is hostile")));
+            return Err(PartitionError::Mbr(format!(
+                "more than {MAX_LOGICAL} logical partitions: the EBR chain loops or is hostile"
+            )));
         }
         if rel >= ext_len {
-            return Err(PartitionError::Mbr(format!("an EBR at sector {} lies outside the extended partition", ext_start + rel)));
+            return Err(PartitionError::Mbr(format!(
+                "an EBR at sector {} lies outside the extended partition",
+                ext_start + rel
+            )));
         }
         let ebr_lba = ext_start + rel;
         let Some(off) = ebr_lba.checked_mul(ss).filter(|o| o + ss <= dev.len()) else {
-            return Err(PartitionError::Mbr(format!("the EBR at sector {ebr_lba} is past the end of the disk")));
+            return Err(PartitionError::Mbr(format!(
+                "the EBR at sector {ebr_lba} is past the end of the disk"
+            )));
         };
         let mut s = [0u8; 512];
         dev.read_at(&mut s, off)?;
@@ -410,11 +508,17 @@ fn walk_ebrs(dev: &dyn BlockDevice, ext_start: u64, ext_len: u64) -> Result<Vec<
             if rel == 0 {
                 break; // an empty extended partition needs no EBR
             }
-            return Err(PartitionError::Mbr(format!("the EBR at sector {ebr_lba} has no 55 AA signature")));
+            return Err(PartitionError::Mbr(format!(
+                "the EBR at sector {ebr_lba} has no 55 AA signature"
+            )));
         }
         let entry = |k: usize| {
             let b = &s[446 + k * 16..446 + k * 16 + 16];
-            (b[4], u32::from_le_bytes(b[8..12].try_into().unwrap()) as u64, u32::from_le_bytes(b[12..16].try_into().unwrap()) as u64)
+            (
+                b[4],
+                u32::from_le_bytes(b[8..12].try_into().unwrap()) as u64,
+                u32::from_le_bytes(b[12..16].try_into().unwrap()) as u64,
+            )
         };
         let (sys, lba, sectors) = entry(0);
         if sys != 0 && sectors != 0 {
@@ -437,7 +541,10 @@ fn walk_ebrs(dev: &dyn BlockDevice, ext_start: u64, ext_len: u64) -> Result<Vec<
             break;
         }
         if next <= rel {
-            return Err(PartitionError::Mbr(format!("the EBR at sector {ebr_lba} points back to sector {} (a loop)", ext_start + next)));
+            return Err(PartitionError::Mbr(format!(
+                "the EBR at sector {ebr_lba} points back to sector {} (a loop)",
+                ext_start + next
+            )));
         }
         rel = next;
     }
@@ -509,7 +616,10 @@ mod tests {
         assert!(err.contains("overlap"), "{err}");
         mbr_entry(&mut d[..512], 1, 0x83, 3000, 100_000);
         let err = scan(&MemDevice::new(d)).unwrap_err().to_string();
-        assert!(err.contains("outside the disk") || err.contains("overlap"), "{err}");
+        assert!(
+            err.contains("outside the disk") || err.contains("overlap"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -519,12 +629,18 @@ mod tests {
         assert_eq!(t.partitions.len(), 1);
         assert_eq!(t.partitions[0].size, 8192);
         // Tiny devices too.
-        assert_eq!(scan(&MemDevice::new(vec![0u8; 3])).unwrap().kind, TableKind::None);
+        assert_eq!(
+            scan(&MemDevice::new(vec![0u8; 3])).unwrap().kind,
+            TableKind::None
+        );
     }
 
     #[test]
     fn guid_text_is_mixed_endian() {
-        let g = [0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b];
+        let g = [
+            0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e,
+            0xc9, 0x3b,
+        ];
         assert_eq!(guid_string(&g), "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
     }
 }

@@ -167,6 +167,8 @@ impl Recipe {
     /// target. The layout, service, interpreter and prefix are left out: they shape the
     /// build, not what is resolved, so editing them does not make a lockfile stale.
     pub fn lock_digest(&self) -> String {
+        /// (name, requirement, url, sha256, version) of one archive.
+        type ArchiveInputs<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
         #[derive(Serialize)]
         struct LockInputs<'a> {
             schema: u32,
@@ -174,7 +176,7 @@ impl Recipe {
             index_name: &'a str,
             source_date_epoch: i64,
             requirements: Vec<&'a str>,
-            archives: Vec<(&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>)>,
+            archives: Vec<ArchiveInputs<'a>>,
             targets: Vec<&'a Target>,
         }
         let mut requirements: Vec<&str> = self.python.requirements.iter().map(|r| r.trim()).collect();

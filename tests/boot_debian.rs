@@ -31,7 +31,11 @@ fn fixture_formats_hold_one_gpt_disk_with_a_clean_ext4_root() {
                 .arg(path),
         );
     }
-    let info = run_ok(Command::new("qemu-img").args(["info", "--output=json"]).arg(&img.qcow2));
+    let info = run_ok(
+        Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(&img.qcow2),
+    );
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["format"], "qcow2");
     assert_eq!(info["virtual-size"], 2u64 << 30);
@@ -58,13 +62,18 @@ fn fixture_formats_hold_one_gpt_disk_with_a_clean_ext4_root() {
     let dump = run_ok(Command::new("dumpe2fs").arg("-h").arg(&fs.partition));
     let dump = String::from_utf8_lossy(&dump.stdout);
     assert!(
-        dump.lines().any(|l| l.starts_with("Filesystem UUID:")
-            && l.ends_with(img.env_value("ROOT_FS_UUID"))),
+        dump.lines().any(
+            |l| l.starts_with("Filesystem UUID:") && l.ends_with(img.env_value("ROOT_FS_UUID"))
+        ),
         "{dump}"
     );
-    assert!(dump.contains("extent") && dump.contains("metadata_csum"), "{dump}");
+    assert!(
+        dump.contains("extent") && dump.contains("metadata_csum"),
+        "{dump}"
+    );
 
-    let os_release = String::from_utf8(fs.read("/etc/os-release").expect("/etc/os-release")).unwrap();
+    let os_release =
+        String::from_utf8(fs.read("/etc/os-release").expect("/etc/os-release")).unwrap();
     assert!(os_release.contains("VERSION_ID=\"12\""), "{os_release}");
     let fstab = String::from_utf8(fs.read("/etc/fstab").expect("/etc/fstab")).unwrap();
     assert!(
@@ -110,8 +119,7 @@ fn base_image_without_an_agent_does_not_run_a_heat_deployment() {
     let img = debian_image();
     let work = tempfile::tempdir().unwrap();
     let id = "5d1b4c1e-0b7e-4c51-9d43-graft0000001";
-    let (user_data, meta) =
-        heat_deployment_seed(id, "#!/bin/sh\necho hello > /root/deployed\n");
+    let (user_data, meta) = heat_deployment_seed(id, "#!/bin/sh\necho hello > /root/deployed\n");
     let seed = nocloud_seed(work.path(), &user_data, &meta);
 
     let result = boot(&img.qcow2, &seed, BOOT_TIMEOUT);
@@ -125,12 +133,52 @@ fn base_image_without_an_agent_does_not_run_a_heat_deployment() {
     assert_eq!(delivered["deployments"][0]["id"], id);
     assert_eq!(delivered["deployments"][0]["group"], "script");
 
-    let waited = String::from_utf8(fs.read(HEAT_WAIT_RESULT_PATH).expect("the waiter ran")).unwrap();
+    let waited =
+        String::from_utf8(fs.read(HEAT_WAIT_RESULT_PATH).expect("the waiter ran")).unwrap();
     assert!(
         waited.starts_with(&format!("notify-absent after {HEAT_WAIT_SECONDS} s")),
         "{waited}"
     );
-    assert_eq!(fs.read(&format!("{HEAT_DEPLOYED_DIR}/{id}.notify.json")), None);
+    assert_eq!(
+        fs.read(&format!("{HEAT_DEPLOYED_DIR}/{id}.notify.json")),
+        None
+    );
     assert_eq!(fs.read(&format!("{HEAT_DEPLOYED_DIR}/{id}.json")), None);
     assert_eq!(fs.read("/root/deployed"), None);
+}
+
+/// The harness itself can fail: a disk with no root filesystem never powers off (the
+/// initramfs gives up on the root device and, with panic= set, reboots), and boot() says so
+/// with the guest's console output.
+#[test]
+fn boot_reports_a_guest_that_does_not_power_off() {
+    let img = debian_image();
+    let work = tempfile::tempdir().unwrap();
+    let blank = work.path().join("blank.raw");
+    std::fs::File::create(&blank)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let (user_data, meta) = marker_seed("/var/lib/graft-boot-marker");
+    let seed = nocloud_seed(work.path(), &user_data, &meta);
+
+    let result = boot_with_kernel(
+        &blank,
+        &img.kernel,
+        &img.initrd,
+        &seed,
+        BOOT_TIMEOUT,
+        "rootdelay=5",
+    );
+    assert!(!result.powered_off, "{}", result.serial_log);
+    assert!(
+        result.boot_messages.contains("without powering off"),
+        "{}",
+        result.boot_messages
+    );
+    assert!(
+        result.serial_log.contains("Gave up waiting for root"),
+        "{}",
+        result.serial_log
+    );
 }

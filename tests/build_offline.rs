@@ -627,3 +627,15 @@ fn verify_rebuild_names_the_first_entry_that_differs() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("/opt/mini/templates/conf: content differs"), "{stderr}");
 }
+
+#[test]
+fn a_layout_file_missing_from_its_archive_is_named() {
+    let fx = Fixture::new(&[]);
+    let cache = fx.path().join("cache");
+    ok(&fx.fetch(&cache, "2"));
+    // The layout shapes the build, not the lock: the lockfile stays valid.
+    let text = std::fs::read_to_string(&fx.recipe).unwrap().replace("from = \"templates/conf\"", "from = \"templates/gone\"");
+    std::fs::write(&fx.recipe, text).unwrap();
+    let err = fails(&fx.run(&cache, &["--offline", "build", "--target", "debian-12", "-o", fx.path().join("p.tar.gz").to_str().unwrap()]));
+    assert!(err.contains("templates/gone") && err.contains("\"agents\""), "{err}");
+}

@@ -9,8 +9,13 @@ use graft::disk::{Access, BlockDevice, MemDevice};
 use proptest::prelude::*;
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let seeds: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
@@ -18,7 +23,9 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
 }
 
 fn exercise_vhd(data: Vec<u8>) {
-    let Ok(mut dev) = VhdDevice::open_store(data, Path::new("smoke.vhd"), Access::ReadWrite) else { return };
+    let Ok(mut dev) = VhdDevice::open_store(data, Path::new("smoke.vhd"), Access::ReadWrite) else {
+        return;
+    };
     let len = dev.len();
     let mut buf = vec![0u8; 4096];
     for off in [0, len / 2, len.saturating_sub(4096)] {

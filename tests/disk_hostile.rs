@@ -27,7 +27,10 @@ fn open_err(img: &Path) -> String {
         Ok(_) => panic!("{} opened, but it is broken", img.display()),
         Err(e) => {
             let text = e.to_string();
-            assert!(text.contains(img.to_str().unwrap()), "the error must name the file: {text}");
+            assert!(
+                text.contains(img.to_str().unwrap()),
+                "the error must name the file: {text}"
+            );
             text
         }
     }
@@ -55,25 +58,43 @@ fn broken_qcow2_headers_are_refused_with_a_reason() {
 
     let e = open_err(&patched(&q, &d.join("trunc.qcow2"), |b| b.truncate(60)));
     assert!(e.contains("shorter than a qcow2 header"), "{e}");
-    let e = open_err(&patched(&q, &d.join("half.qcow2"), |b| b.truncate(b.len() / 2)));
+    let e = open_err(&patched(&q, &d.join("half.qcow2"), |b| {
+        b.truncate(b.len() / 2)
+    }));
     assert!(e.contains("past the end of the file"), "{e}");
-    let e = open_err(&patched(&q, &d.join("v4.qcow2"), |b| b[4..8].copy_from_slice(&4u32.to_be_bytes())));
+    let e = open_err(&patched(&q, &d.join("v4.qcow2"), |b| {
+        b[4..8].copy_from_slice(&4u32.to_be_bytes())
+    }));
     assert!(e.contains("version 4 is not supported"), "{e}");
     let e = open_err(&patched(&q, &d.join("dirty.qcow2"), |b| b[79] |= 1));
-    assert!(e.contains("dirty") && e.contains("qemu-img check -r all"), "{e}");
+    assert!(
+        e.contains("dirty") && e.contains("qemu-img check -r all"),
+        "{e}"
+    );
     let e = open_err(&patched(&q, &d.join("corrupt.qcow2"), |b| b[79] |= 2));
-    assert!(e.contains("corrupt") && e.contains("qemu-img check -r all"), "{e}");
+    assert!(
+        e.contains("corrupt") && e.contains("qemu-img check -r all"),
+        "{e}"
+    );
     let e = open_err(&patched(&q, &d.join("extdata.qcow2"), |b| b[79] |= 4));
     assert!(e.contains("external data file"), "{e}");
     let e = open_err(&patched(&q, &d.join("unknown.qcow2"), |b| b[74] |= 1));
     assert!(e.contains("unknown incompatible feature"), "{e}");
-    let e = open_err(&patched(&q, &d.join("aes.qcow2"), |b| b[32..36].copy_from_slice(&1u32.to_be_bytes())));
+    let e = open_err(&patched(&q, &d.join("aes.qcow2"), |b| {
+        b[32..36].copy_from_slice(&1u32.to_be_bytes())
+    }));
     assert!(e.contains("encrypted"), "{e}");
-    let e = open_err(&patched(&q, &d.join("bits.qcow2"), |b| b[20..24].copy_from_slice(&40u32.to_be_bytes())));
+    let e = open_err(&patched(&q, &d.join("bits.qcow2"), |b| {
+        b[20..24].copy_from_slice(&40u32.to_be_bytes())
+    }));
     assert!(e.contains("cluster_bits"), "{e}");
-    let e = open_err(&patched(&q, &d.join("l1size.qcow2"), |b| b[36..40].copy_from_slice(&u32::MAX.to_be_bytes())));
+    let e = open_err(&patched(&q, &d.join("l1size.qcow2"), |b| {
+        b[36..40].copy_from_slice(&u32::MAX.to_be_bytes())
+    }));
     assert!(e.contains("l1_size") || e.contains("L1 table"), "{e}");
-    let e = open_err(&patched(&q, &d.join("size.qcow2"), |b| b[24..32].copy_from_slice(&u64::MAX.to_be_bytes())));
+    let e = open_err(&patched(&q, &d.join("size.qcow2"), |b| {
+        b[24..32].copy_from_slice(&u64::MAX.to_be_bytes())
+    }));
     assert!(e.contains("l1_size"), "{e}");
 }
 
@@ -91,10 +112,17 @@ fn l1_and_l2_entries_past_the_end() {
             b[l1..l1 + 8].copy_from_slice(&((1u64 << 63) | (1 << 40)).to_be_bytes());
         }));
         assert!(e.contains("L1 entry") && e.contains("past the end"), "{e}");
-        let first_data = (0..65536 / 8).map(|i| l2 + i * 8).find(|&o| be64(&bytes, o) != 0).unwrap();
+        let first_data = (0..65536 / 8)
+            .map(|i| l2 + i * 8)
+            .find(|&o| be64(&bytes, o) != 0)
+            .unwrap();
         let e = open_err(&patched(&q, &d.join(format!("l2-{name}")), |b| {
             let flags = be64(b, first_data) & (3u64 << 62);
-            let huge = if flags & (1 << 62) != 0 { 1u64 << 40 } else { 1u64 << 45 };
+            let huge = if flags & (1 << 62) != 0 {
+                1u64 << 40
+            } else {
+                1u64 << 45
+            };
             b[first_data..first_data + 8].copy_from_slice(&(flags | huge).to_be_bytes());
         }));
         assert!(e.contains("L2 entry") && e.contains("past the end"), "{e}");
@@ -108,16 +136,62 @@ fn backing_chain_loops_are_refused() {
     let a = d.join("a.qcow2");
     let b = d.join("b.qcow2");
     run("qemu-img", &["create", "-q", "-f", "qcow2", p(&a), "16M"]);
-    run("qemu-img", &["create", "-q", "-f", "qcow2", "-b", "a.qcow2", "-F", "qcow2", p(&b)]);
+    run(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "a.qcow2",
+            "-F",
+            "qcow2",
+            p(&b),
+        ],
+    );
     // Re-create a on top of b without qemu-img's own check (-u): a -> b -> a.
     std::fs::remove_file(&a).unwrap();
-    run("qemu-img", &["create", "-q", "-f", "qcow2", "-u", "-b", "b.qcow2", "-F", "qcow2", p(&a), "16M"]);
+    run(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-b",
+            "b.qcow2",
+            "-F",
+            "qcow2",
+            p(&a),
+            "16M",
+        ],
+    );
     let e = open_err(&a);
     assert!(e.contains("loop"), "{e}");
     // A missing backing file names the file.
     let c = d.join("c.qcow2");
-    run("qemu-img", &["create", "-q", "-f", "qcow2", "-u", "-b", "gone.qcow2", "-F", "qcow2", p(&c), "16M"]);
-    let e = disk::open_image(&c, Access::ReadOnly).err().unwrap().to_string();
+    run(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-b",
+            "gone.qcow2",
+            "-F",
+            "qcow2",
+            p(&c),
+            "16M",
+        ],
+    );
+    let e = disk::open_image(&c, Access::ReadOnly)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("gone.qcow2"), "{e}");
 }
 
@@ -134,26 +208,46 @@ fn broken_vhds_are_refused() {
     assert!(disk::open_image(&v, Access::ReadOnly).is_ok());
     let bytes = std::fs::read(&v).unwrap();
     let n = bytes.len();
-    let e = open_err(&patched(&v, &d.join("sum.vhd"), |b| b[n - 512 + 50] ^= 0x40));
+    let e = open_err(&patched(&v, &d.join("sum.vhd"), |b| {
+        b[n - 512 + 50] ^= 0x40
+    }));
     assert!(e.contains("VHD footer") && e.contains("checksum"), "{e}");
     let hoff = be64(&bytes, n - 512 + 16) as usize;
     let bat = be64(&bytes, hoff + 16) as usize;
-    let used = (0..be32(&bytes, hoff + 28) as usize).map(|i| bat + i * 4).find(|&o| be32(&bytes, o) != u32::MAX).unwrap();
-    let e = open_err(&patched(&v, &d.join("bat.vhd"), |b| b[used..used + 4].copy_from_slice(&0x7fff_0000u32.to_be_bytes())));
-    assert!(e.contains("BAT entry") && e.contains("past the footer"), "{e}");
+    let used = (0..be32(&bytes, hoff + 28) as usize)
+        .map(|i| bat + i * 4)
+        .find(|&o| be32(&bytes, o) != u32::MAX)
+        .unwrap();
+    let e = open_err(&patched(&v, &d.join("bat.vhd"), |b| {
+        b[used..used + 4].copy_from_slice(&0x7fff_0000u32.to_be_bytes())
+    }));
+    assert!(
+        e.contains("BAT entry") && e.contains("past the footer"),
+        "{e}"
+    );
     let e = open_err(&patched(&v, &d.join("hdr.vhd"), |b| b[hoff + 30] ^= 1));
-    assert!(e.contains("dynamic header") && e.contains("checksum"), "{e}");
+    assert!(
+        e.contains("dynamic header") && e.contains("checksum"),
+        "{e}"
+    );
     let e = open_err(&patched(&v, &d.join("short.vhd"), |b| {
         let footer = b[n - 512..].to_vec();
         b.truncate(1024);
         b.extend_from_slice(&footer);
     }));
     assert!(e.contains("BAT") || e.contains("dynamic header"), "{e}");
+    let e = open_err(&patched(&v, &d.join("cut.vhd"), |b| b.truncate(n - 512)));
+    assert!(e.contains("truncated"), "{e}");
     // A footer claiming an enormous size (checksum kept right) is refused.
     let e = open_err(&patched(&v, &d.join("huge.vhd"), |b| {
         let f = n - 512;
         b[f + 48..f + 56].copy_from_slice(&(u64::MAX - 511).to_be_bytes());
-        let sum: u32 = b[f..f + 512].iter().enumerate().filter(|(i, _)| !(64..68).contains(i)).map(|(_, &x)| x as u32).sum();
+        let sum: u32 = b[f..f + 512]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(64..68).contains(i))
+            .map(|(_, &x)| x as u32)
+            .sum();
         b[f + 64..f + 68].copy_from_slice(&(!sum).to_be_bytes());
     }));
     assert!(e.contains("max table entries"), "{e}");
@@ -190,13 +284,22 @@ fn partition_tables_overlapping_and_with_a_bad_gpt_crc() {
     let notes = j["partition_table"]["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1);
     let note = notes[0].as_str().unwrap();
-    assert!(note.contains("backup header") && note.contains("CRC32"), "{note}");
+    assert!(
+        note.contains("backup header") && note.contains("CRC32"),
+        "{note}"
+    );
     assert_eq!(j["partitions"], good["partitions"]);
     assert_eq!(j["os"]["id"], "debian");
     // sgdisk, an independent reader, also sees the primary as damaged.
-    let v = std::process::Command::new("sgdisk").args(["-v", p(&disk)]).output().unwrap();
+    let v = std::process::Command::new("sgdisk")
+        .args(["-v", p(&disk)])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&v.stdout);
-    assert!(text.to_lowercase().contains("crc") || text.to_lowercase().contains("corrupt"), "{text}");
+    assert!(
+        text.to_lowercase().contains("crc") || text.to_lowercase().contains("corrupt"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -204,7 +307,10 @@ fn garbage_never_panics() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    for (i, size) in [0usize, 1, 511, 512, 513, 4096, 70_000, 1 << 20].iter().enumerate() {
+    for (i, size) in [0usize, 1, 511, 512, 513, 4096, 70_000, 1 << 20]
+        .iter()
+        .enumerate()
+    {
         let mut b: Vec<u8> = (0..*size)
             .map(|_| {
                 state ^= state << 13;
@@ -221,6 +327,10 @@ fn garbage_never_panics() {
         std::fs::write(&path, &b).unwrap();
         let _ = disk::open_image(&path, Access::ReadOnly);
         let out = graft(&["inspect", "--json", p(&path)]);
-        assert!(out.status.code().is_some_and(|c| c <= 1), "inspect of garbage crashed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "inspect of garbage crashed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

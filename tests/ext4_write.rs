@@ -215,7 +215,7 @@ fn copy_in(img: &Path, host: &Path, guest: &str) -> graft::fs::ext4::Report {
     let mut w = Ext4Writer::open(&mut dev).unwrap();
     let n = needs(&mut w, &items, guest).unwrap();
     w.check_space(&n).unwrap();
-    copy_tree(&mut w, &items, guest, UID, GID, EPOCH, false).unwrap();
+    copy_tree(&mut w, &items, guest, UID, GID, EPOCH, false, None).unwrap();
     w.commit().unwrap()
 }
 

@@ -109,34 +109,42 @@ fn committed_lockfile_passes_check_and_relocking_changes_no_byte() {
 fn pip_resolves_the_recipe_to_exactly_the_exported_set_for_every_x86_64_target() {
     let (recipe, lock, _) = committed();
     let dir = tempfile::tempdir().unwrap();
-    for t in lock.targets.iter().filter(|t| t.arch == "x86_64") {
-        let exported = export(&t.name);
-        let pins = exported_pins(&exported);
-        assert_eq!(pins.len(), t.artifacts.iter().filter(|a| a.kind == ArtifactKind::Wheel).count());
-        let constraints = dir.path().join(format!("{}.constraints.txt", t.name));
-        std::fs::write(&constraints, pins.iter().map(|(n, v, _)| format!("{n}=={v}\n")).collect::<String>()).unwrap();
-        let report = dir.path().join(format!("{}.report.json", t.name));
-        let out = Command::new("python3")
-            .args(["-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:", "-q"])
-            .arg("--report")
-            .arg(&report)
-            .arg("--target")
-            .arg(dir.path().join("unused"))
-            .args(target_options(&recipe, &t.name))
-            .arg("-c")
-            .arg(&constraints)
-            .args(&recipe.python.requirements)
-            .env("PIP_FIND_LINKS", "")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}: {}", t.name, String::from_utf8_lossy(&out.stderr));
-        let resolved = graft::python::resolve::parse_report(&std::fs::read_to_string(&report).unwrap()).unwrap();
-        let got: BTreeSet<(String, String, String)> =
-            resolved.into_iter().map(|d| (d.name, d.version, d.sha256.unwrap_or_default())).collect();
-        let missing: Vec<_> = pins.difference(&got).collect();
-        let extra: Vec<_> = got.difference(&pins).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{}: missing {missing:?}, extra {extra:?}", t.name);
-    }
+    // pip mostly waits on the index: ask it about every target at once.
+    std::thread::scope(|scope| {
+        for t in lock.targets.iter().filter(|t| t.arch == "x86_64") {
+            let (recipe, dir) = (&recipe, dir.path());
+            scope.spawn(move || pip_agrees_with_export(recipe, t, dir));
+        }
+    });
+}
+
+fn pip_agrees_with_export(recipe: &Recipe, t: &graft::lockfile::LockedTarget, dir: &Path) {
+    let exported = export(&t.name);
+    let pins = exported_pins(&exported);
+    assert_eq!(pins.len(), t.artifacts.iter().filter(|a| a.kind == ArtifactKind::Wheel).count());
+    let constraints = dir.join(format!("{}.constraints.txt", t.name));
+    std::fs::write(&constraints, pins.iter().map(|(n, v, _)| format!("{n}=={v}\n")).collect::<String>()).unwrap();
+    let report = dir.join(format!("{}.report.json", t.name));
+    let out = Command::new("python3")
+        .args(["-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:", "-q"])
+        .arg("--report")
+        .arg(&report)
+        .arg("--target")
+        .arg(dir.join("unused"))
+        .args(target_options(recipe, &t.name))
+        .arg("-c")
+        .arg(&constraints)
+        .args(&recipe.python.requirements)
+        .env("PIP_FIND_LINKS", "")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}: {}", t.name, String::from_utf8_lossy(&out.stderr));
+    let resolved = graft::python::resolve::parse_report(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let got: BTreeSet<(String, String, String)> =
+        resolved.into_iter().map(|d| (d.name, d.version, d.sha256.unwrap_or_default())).collect();
+    let missing: Vec<_> = pins.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&pins).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "{}: missing {missing:?}, extra {extra:?}", t.name);
 }
 
 #[test]

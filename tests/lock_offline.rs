@@ -295,6 +295,16 @@ fn pins_are_kept_until_an_upgrade_is_asked_for() {
 
     let err = fails(&p.lock(&index, &["--upgrade-package", "nothing-like-it"]));
     assert!(err.contains("nothing-like-it"), "{err}");
+
+    // The data archive's pin is kept too, and moves only when asked.
+    let mut third = second_release();
+    third.push(sdist("agentdata", "2.6"));
+    index.publish(&third);
+    ok(&p.lock(&index, &[]));
+    assert_eq!(p.version_of("py311", "agentdata"), "2.0");
+    ok(&p.lock(&index, &["--upgrade-package", "agentdata"]));
+    assert_eq!(p.version_of("py311", "agentdata"), "2.6");
+    assert_eq!(p.version_of("py39-arm", "agentdata"), "2.6");
 }
 
 #[test]
@@ -309,6 +319,18 @@ fn target_option_relocks_one_target_and_keeps_the_other() {
     assert_eq!(p.version_of("py311", "alpha"), "1.0", "the other target keeps its entries");
     let err = fails(&p.lock(&index, &["--target", "py312"]));
     assert!(err.contains("py312") && err.contains("py311"), "{err}");
+
+    // Dropping a target from the recipe: a full re-lock drops its entries and is fresh.
+    let one_target = RECIPE[..RECIPE.rfind("[[target]]").unwrap()].to_string();
+    std::fs::write(p.path("recipe.toml"), &one_target).unwrap();
+    let check = |p: &Project| p.graft(&index, &["lock", "--recipe", "recipe.toml", "-o", "test.lock", "--check"]);
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("target py39-arm is in the lockfile but not in the recipe"));
+    let stderr = ok(&p.lock(&index, &[]));
+    assert!(stderr.contains("dropped target py39-arm"), "{stderr}");
+    assert_eq!(p.lockfile().target_names(), ["py311"]);
+    assert_eq!(check(&p).status.code(), Some(0));
 }
 
 #[test]
@@ -327,6 +349,11 @@ fn check_passes_then_fails_after_a_recipe_edit_and_relock_drops_the_conflicting_
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("recipe changed"), "{stderr}");
     assert_eq!(std::fs::read(p.path("test.lock")).unwrap(), before, "--check writes nothing");
+    let out = p.graft(&index, &["lock", "--recipe", "recipe.toml", "-o", "test.lock", "--check", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["up_to_date"], false);
+    assert!(report["differences"][0].as_str().unwrap().contains("recipe changed"), "{report}");
 
     // beta==1.1 is locked, the recipe now says beta<1.1: the pin goes, and graft says so.
     let stderr = ok(&p.lock(&index, &[]));
@@ -448,6 +475,17 @@ fn errors_name_what_is_wrong_and_what_to_do() {
     let p = Project::new(RECIPE);
     let err = fails(&p.lock(&index, &["--python", "/nonexistent/python3"]));
     assert!(err.contains("/nonexistent/python3") && err.contains("apt-get install python3-pip"), "{err}");
+    // An interpreter without pip, and one with a pip too old for --dry-run --report.
+    for (name, script, expected, advice) in [
+        ("nopip", "echo '/usr/bin/python3: No module named pip' >&2; exit 1", "has no usable pip", "apt-get install python3-pip"),
+        ("oldpip", "echo 'pip 21.0 from /usr/lib/python3/dist-packages/pip (python 3.9)'", "pip 21.0 is too old", "install --upgrade pip"),
+    ] {
+        let path = p.path(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let err = fails(&p.lock(&index, &["--python", path.to_str().unwrap()]));
+        assert!(err.contains(expected) && err.contains(advice) && err.contains("No module named pip") == (name == "nopip"), "{err}");
+    }
 
     let err = fails(&p.graft(&index, &["lock", "--recipe", "recipe.toml", "-o", "test.lock", "--index-url", "http://127.0.0.1:9/simple"]));
     assert!(err.contains("cannot reach the package index") && err.contains("--offline"), "{err}");

@@ -8,7 +8,10 @@ fuzz_target!(|data: &[u8]| {
     let dev = MemDevice::new(data.to_vec());
     if let Ok(table) = graft::partition::scan(&dev) {
         for p in &table.partitions {
-            assert!(p.start.checked_add(p.size).is_some_and(|end| end <= data.len() as u64));
+            assert!(p
+                .start
+                .checked_add(p.size)
+                .is_some_and(|end| end <= data.len() as u64));
         }
     }
 });

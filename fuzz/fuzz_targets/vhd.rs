@@ -8,7 +8,11 @@ use graft::disk::{Access, BlockDevice};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut dev) = VhdDevice::open_store(data.to_vec(), Path::new("fuzz.vhd"), Access::ReadWrite) else { return };
+    let Ok(mut dev) =
+        VhdDevice::open_store(data.to_vec(), Path::new("fuzz.vhd"), Access::ReadWrite)
+    else {
+        return;
+    };
     let len = dev.len();
     let mut buf = vec![0u8; 4096];
     // Reads at the start, the end, and inside each allocated block (bounded by the input).
@@ -18,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(bs) = dev.block_size() {
         for i in 0..dev.allocated_blocks().min(64) as u64 {
-            let _ = dev.read_at(&mut buf[..512.min(len as usize)], (i * bs).min(len.saturating_sub(512)));
+            let _ = dev.read_at(
+                &mut buf[..512.min(len as usize)],
+                (i * bs).min(len.saturating_sub(512)),
+            );
         }
         // Writes allocate blocks in memory: only with sane block sizes.
         if bs <= 2 << 20 && len >= 4096 {

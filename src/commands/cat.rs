@@ -9,9 +9,15 @@ use crate::guest::layout;
 pub fn cat(args: &CatArgs, _global: &GlobalArgs) -> Result<Outcome> {
     let l = layout::open(&args.image)?;
     let guest = l.guest.as_ref().ok_or_else(|| {
-        anyhow!("{}: no readable root filesystem: {}", args.image.display(), l.problems.join("; "))
+        anyhow!(
+            "{}: no readable root filesystem: {}",
+            args.image.display(),
+            l.problems.join("; ")
+        )
     })?;
-    let bytes = guest.read(&args.path).with_context(|| format!("{}", args.image.display()))?;
+    let bytes = guest
+        .read(&args.path)
+        .with_context(|| format!("{}", args.image.display()))?;
     let mut out = std::io::stdout().lock();
     out.write_all(&bytes)?;
     out.flush()?;

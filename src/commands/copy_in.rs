@@ -1,7 +1,7 @@
 //! `graft copy-in`: copy a host directory tree into an ext2/3/4 filesystem of an image.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{IsTerminal, Read};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -98,6 +98,7 @@ pub fn copy_tree(
     gid: u32,
     epoch: i64,
     replace: bool,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> Result<()> {
     let base = guest_dir.trim_end_matches('/');
     let dir_meta = Meta::new(0o755, uid, gid, epoch);
@@ -110,9 +111,13 @@ pub fn copy_tree(
             }
             Item::File { rel, mode, size, host } => {
                 let f = File::open(host).with_context(|| format!("opening {}", host.display()))?;
-                let mut r = BufReader::with_capacity(1 << 20, f).take(*size + 1);
+                // The writer reads in chunks of up to 1 MiB itself: no buffering needed.
+                let mut r = f.take(*size + 1);
                 w.create_file(&format!("{base}/{rel}"), &Meta::new(*mode, uid, gid, epoch), *size, &mut r, replace)
                     .with_context(|| format!("copying {} to {base}/{rel}", host.display()))?;
+                if let Some(p) = progress {
+                    p.inc(*size);
+                }
             }
             Item::Symlink { rel, target } => {
                 w.symlink(&format!("{base}/{rel}"), target, &Meta::new(0o777, uid, gid, epoch), replace)
@@ -137,13 +142,25 @@ pub fn copy_in(args: &CopyInArgs, global: &GlobalArgs) -> Result<Outcome> {
         bail!("GUEST_DIR {:?} must be absolute, e.g. /opt/agent", args.guest_dir);
     }
     let items = scan_tree(&args.host_dir)?;
+    let total: u64 = items.iter().map(|i| if let Item::File { size, .. } = i { *size } else { 0 }).sum();
+    let bar = (!global.quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}") {
+            b.set_style(style);
+        }
+        b.set_message("copying");
+        b
+    });
     let dest = output::destination(&args.image, &args.out)?;
     let label = dest.path.clone();
     let ((), written) = output::write_image(&args.image, &dest, Some(args.epoch), |w| {
         let n = needs(w, &items, &args.guest_dir)?;
         w.check_space(&n).with_context(|| format!("{}: checking free space", label.display()))?;
-        copy_tree(w, &items, &args.guest_dir, uid, gid, args.epoch, args.replace)
+        copy_tree(w, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, bar.as_ref())
     })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     if global.json {
         let v = serde_json::json!({
             "image": written.output,

@@ -84,11 +84,11 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
     let python = args.python.clone().unwrap_or_else(default_python);
     resolve::check_pip(&python)?;
     let index = PackageIndex::discover(args.index_url.as_deref(), &python).context("finding the package index")?;
-    if global.offline && !index.url().starts_with("file:") {
+    if global.offline && !index.display_url().starts_with("file:") {
         bail!(
             "`graft lock` resolves against the package index ({}) and cannot run with --offline; \
              use --index-url file:///path/to/simple for a local mirror",
-            index.url()
+            index.display_url()
         );
     }
     let locker = Locker::new(&index, python, recipe.index_name.clone());
@@ -102,7 +102,7 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
     };
 
     let spinner = spinner(global);
-    spinner.set_message(format!("checking {} requirements on {}", recipe.python.requirements.len(), index.url()));
+    spinner.set_message(format!("checking {} requirements on {}", recipe.python.requirements.len(), index.display_url()));
     let needed_by = if selected.len() == recipe.targets.len() {
         "every target".to_string()
     } else {
@@ -217,12 +217,15 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
             }
         }
     }
+    let mut unlocked = 0;
     for t in &recipe.targets {
         if !new_targets.iter().any(|n| n.name == t.name) {
+            unlocked += 1;
             warnings.push(format!("target {} is not locked yet: run `graft lock --target {}`", t.name, t.name));
         }
     }
-    let all_fresh = kept.is_empty() && warnings.is_empty();
+    // Every recipe target resolved just now (dropped targets do not matter).
+    let all_fresh = kept.is_empty() && unlocked == 0;
     // A partial re-lock of a changed recipe leaves the other targets locked from the
     // old recipe: keep the old digest so that `graft lock --check` still says so.
     let recipe_digest = match &old {
@@ -263,7 +266,7 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
         let summary = LockSummary {
             lockfile: args.output.display().to_string(),
             written: !unchanged,
-            index: index.url().to_string(),
+            index: index.display_url().to_string(),
             targets: summaries,
             kept,
             warnings,
@@ -398,7 +401,8 @@ pub fn compare(recipe: &Recipe, digest: &str, lock: &Lockfile, only: &[String]) 
                 out.push(format!("target {}: {field} is {want:?} in the recipe, {have:?} in the lockfile", t.name));
             }
         }
-        for r in &recipe.python.requirements {
+        // A requirement with an environment marker may rightly be absent on a target.
+        for r in recipe.python.requirements.iter().filter(|r| !r.contains(';')) {
             if let Some(name) = requirement_name(r) {
                 if !lt.artifacts.iter().any(|a| a.kind == ArtifactKind::Wheel && a.name == name) {
                     out.push(format!("target {}: requirement {name} has no locked wheel", t.name));

@@ -9,7 +9,11 @@ use crate::guest::{layout, DirEntry, FileKind};
 pub fn ls(args: &LsArgs, global: &GlobalArgs) -> Result<Outcome> {
     let l = layout::open(&args.image)?;
     let guest = l.guest.as_ref().ok_or_else(|| {
-        anyhow!("{}: no readable root filesystem: {}", args.image.display(), l.problems.join("; "))
+        anyhow!(
+            "{}: no readable root filesystem: {}",
+            args.image.display(),
+            l.problems.join("; ")
+        )
     })?;
     let ctx = || format!("{}", args.image.display());
     // Like ls: a directory (or a link to one) is listed; anything else is shown itself.
@@ -18,8 +22,16 @@ pub fn ls(args: &LsArgs, global: &GlobalArgs) -> Result<Outcome> {
         guest.read_dir(&args.path).with_context(ctx)?
     } else {
         let lst = guest.lstat(&args.path).with_context(ctx)?;
-        let link_target = if lst.kind == FileKind::Symlink { Some(guest.read_link(&args.path).with_context(ctx)?) } else { None };
-        vec![DirEntry { name: args.path.clone(), stat: lst, link_target }]
+        let link_target = if lst.kind == FileKind::Symlink {
+            Some(guest.read_link(&args.path).with_context(ctx)?)
+        } else {
+            None
+        };
+        vec![DirEntry {
+            name: args.path.clone(),
+            stat: lst,
+            link_target,
+        }]
     };
     let mut out = std::io::stdout().lock();
     if global.json {
@@ -29,8 +41,20 @@ pub fn ls(args: &LsArgs, global: &GlobalArgs) -> Result<Outcome> {
     }
     for e in &entries {
         if args.long {
-            let link = e.link_target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
-            writeln!(out, "{} {:>5} {:>5} {:>10} {}{link}", e.stat.mode_string(), e.stat.uid, e.stat.gid, e.stat.size, e.name)?;
+            let link = e
+                .link_target
+                .as_ref()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{} {:>5} {:>5} {:>10} {}{link}",
+                e.stat.mode_string(),
+                e.stat.uid,
+                e.stat.gid,
+                e.stat.size,
+                e.name
+            )?;
         } else {
             writeln!(out, "{}", e.name)?;
         }

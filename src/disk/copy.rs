@@ -34,7 +34,13 @@ pub fn copy_image(src: &Path, dst: &Path) -> Result<CopyMethod, DiskError> {
     if let Ok(dst_meta) = std::fs::metadata(dst) {
         use std::os::unix::fs::MetadataExt;
         if dst_meta.dev() == src_meta.dev() && dst_meta.ino() == src_meta.ino() {
-            return Err(DiskError::io(dst, io::Error::new(io::ErrorKind::InvalidInput, format!("is the same file as {}", src.display()))));
+            return Err(DiskError::io(
+                dst,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("is the same file as {}", src.display()),
+                ),
+            ));
         }
     }
     let output = OpenOptions::new()
@@ -57,7 +63,12 @@ pub fn copy_image(src: &Path, dst: &Path) -> Result<CopyMethod, DiskError> {
         if method == CopyMethod::CopyFileRange {
             match copy_range_kernel(&input, &output, start, end) {
                 Ok(()) => continue,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL)) => {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL)
+                    ) =>
+                {
                     method = CopyMethod::ReadWrite;
                 }
                 Err(e) => return Err(DiskError::io(dst, e)),
@@ -108,12 +119,24 @@ fn copy_range_kernel(input: &File, output: &File, start: u64, end: u64) -> io::R
     while (off_in as u64) < end {
         let want = (end - off_in as u64).min(1 << 30) as usize;
         // SAFETY: the offsets are valid pointers to locals; the descriptors are open.
-        let n = unsafe { libc::copy_file_range(input.as_raw_fd(), &mut off_in, output.as_raw_fd(), &mut off_out, want, 0) };
+        let n = unsafe {
+            libc::copy_file_range(
+                input.as_raw_fd(),
+                &mut off_in,
+                output.as_raw_fd(),
+                &mut off_out,
+                want,
+                0,
+            )
+        };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "source ended while copying"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "source ended while copying",
+            ));
         }
     }
     Ok(())

@@ -23,9 +23,12 @@ pub mod open;
 pub mod qcow2;
 pub mod vhd;
 
-pub use qcow2::{create_qcow2_from, create_qcow2_overlay};
 pub use copy::copy_image;
-pub use open::{image_info, open_image, open_image_with_info, Access, BackingInfo, DiskError, ImageFormat, ImageInfo};
+pub use open::{
+    image_info, open_image, open_image_with_info, Access, BackingInfo, DiskError, ImageFormat,
+    ImageInfo,
+};
+pub use qcow2::{create_qcow2_from, create_qcow2_overlay};
 
 /// Random access to a virtual disk's bytes.
 ///

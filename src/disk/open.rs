@@ -108,13 +108,34 @@ pub enum DiskError {
 
 impl DiskError {
     pub(crate) fn io(path: &Path, source: io::Error) -> Self {
-        DiskError::Io { path: path.to_path_buf(), source }
+        DiskError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
-    pub(crate) fn corrupt(path: &Path, structure: &'static str, offset: u64, reason: impl Into<String>) -> Self {
-        DiskError::Corrupt { path: path.to_path_buf(), structure, offset, reason: reason.into() }
+    pub(crate) fn corrupt(
+        path: &Path,
+        structure: &'static str,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
+        DiskError::Corrupt {
+            path: path.to_path_buf(),
+            structure,
+            offset,
+            reason: reason.into(),
+        }
     }
-    pub(crate) fn unsupported(path: &Path, reason: impl Into<String>, hint: impl Into<String>) -> Self {
-        DiskError::Unsupported { path: path.to_path_buf(), reason: reason.into(), hint: hint.into() }
+    pub(crate) fn unsupported(
+        path: &Path,
+        reason: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        DiskError::Unsupported {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+            hint: hint.into(),
+        }
     }
 }
 
@@ -124,16 +145,19 @@ pub fn detect_format(path: &Path) -> Result<ImageFormat, DiskError> {
     let len = file.metadata().map_err(|e| DiskError::io(path, e))?.len();
     let mut magic = [0u8; 4];
     if len >= 4 {
-        file.read_exact_at(&mut magic, 0).map_err(|e| DiskError::io(path, e))?;
+        file.read_exact_at(&mut magic, 0)
+            .map_err(|e| DiskError::io(path, e))?;
         if magic == qcow2::MAGIC {
             return Ok(ImageFormat::Qcow2);
         }
     }
     if len >= 512 {
         let mut footer = [0u8; 512];
-        file.read_exact_at(&mut footer, len - 512).map_err(|e| DiskError::io(path, e))?;
+        file.read_exact_at(&mut footer, len - 512)
+            .map_err(|e| DiskError::io(path, e))?;
         if footer[..8] == *vhd::FOOTER_COOKIE {
-            let parsed = vhd::Footer::parse(&footer).map_err(|reason| DiskError::corrupt(path, "VHD footer", len - 512, reason))?;
+            let parsed = vhd::Footer::parse(&footer)
+                .map_err(|reason| DiskError::corrupt(path, "VHD footer", len - 512, reason))?;
             return match parsed.disk_type {
                 vhd::DiskType::Fixed => Ok(ImageFormat::VhdFixed),
                 vhd::DiskType::Dynamic => Ok(ImageFormat::VhdDynamic),
@@ -145,7 +169,24 @@ pub fn detect_format(path: &Path) -> Result<ImageFormat, DiskError> {
             };
         }
     }
+    // A dynamic VHD starts with a copy of its footer; without the one at the end it has
+    // been truncated, and reading it as raw would silently return its metadata as data.
+    if len >= 8 && magic_at(&file, 0, path)? == *vhd::FOOTER_COOKIE {
+        return Err(DiskError::corrupt(
+            path,
+            "VHD footer",
+            len.saturating_sub(512),
+            "the file starts with a VHD footer copy but has no footer at its end: it is truncated",
+        ));
+    }
     Ok(ImageFormat::Raw)
+}
+
+fn magic_at(file: &File, offset: u64, path: &Path) -> Result<[u8; 8], DiskError> {
+    let mut m = [0u8; 8];
+    file.read_exact_at(&mut m, offset)
+        .map_err(|e| DiskError::io(path, e))?;
+    Ok(m)
 }
 
 /// Opens an image of any supported format, detected by magic.
@@ -157,7 +198,10 @@ pub fn open_image(path: &Path, access: Access) -> Result<Box<dyn BlockDevice>, D
 }
 
 /// [`open_image`], also returning what was found about the container.
-pub fn open_image_with_info(path: &Path, access: Access) -> Result<(Box<dyn BlockDevice>, ImageInfo), DiskError> {
+pub fn open_image_with_info(
+    path: &Path,
+    access: Access,
+) -> Result<(Box<dyn BlockDevice>, ImageInfo), DiskError> {
     let format = detect_format(path)?;
     let meta = std::fs::metadata(path).map_err(|e| DiskError::io(path, e))?;
     let mut info = ImageInfo {
@@ -170,7 +214,9 @@ pub fn open_image_with_info(path: &Path, access: Access) -> Result<(Box<dyn Bloc
         cluster_size: None,
     };
     let dev: Box<dyn BlockDevice> = match format {
-        ImageFormat::Raw => Box::new(RawFile::open(path, access.writable()).map_err(|e| DiskError::io(path, e))?),
+        ImageFormat::Raw => {
+            Box::new(RawFile::open(path, access.writable()).map_err(|e| DiskError::io(path, e))?)
+        }
         ImageFormat::Qcow2 => {
             let opened = qcow2::Qcow2Device::open(path, access)?;
             info.backing_chain = opened.backing_chain().to_vec();
@@ -178,7 +224,9 @@ pub fn open_image_with_info(path: &Path, access: Access) -> Result<(Box<dyn Bloc
             info.cluster_size = Some(opened.header().cluster_size());
             Box::new(opened)
         }
-        ImageFormat::VhdFixed | ImageFormat::VhdDynamic => Box::new(vhd::VhdDevice::open(path, access)?),
+        ImageFormat::VhdFixed | ImageFormat::VhdDynamic => {
+            Box::new(vhd::VhdDevice::open(path, access)?)
+        }
     };
     info.virtual_size = dev.len();
     Ok((dev, info))
@@ -208,7 +256,9 @@ mod tests {
         std::fs::write(&q, &bytes).unwrap();
         assert_eq!(detect_format(&q).unwrap(), ImageFormat::Qcow2);
         // A truncated qcow2 header is an error naming the file, not a panic.
-        let err = open_image(&q, Access::ReadOnly).err().expect("truncated qcow2 must fail");
+        let err = open_image(&q, Access::ReadOnly)
+            .err()
+            .expect("truncated qcow2 must fail");
         assert!(err.to_string().contains("q.img"), "{err}");
     }
 }

@@ -72,13 +72,20 @@ impl Header {
 
     /// Parses and checks the header of the qcow2 file at `path` (`file_len` bytes long).
     pub fn read(path: &Path, file: &File, file_len: u64) -> Result<Header, DiskError> {
-        let corrupt = |offset: u64, reason: String| DiskError::corrupt(path, "qcow2 header", offset, reason);
+        let corrupt =
+            |offset: u64, reason: String| DiskError::corrupt(path, "qcow2 header", offset, reason);
         if file_len < 72 {
-            return Err(corrupt(0, format!("the file is {file_len} bytes long, shorter than a qcow2 header (72 bytes)")));
+            return Err(corrupt(
+                0,
+                format!(
+                    "the file is {file_len} bytes long, shorter than a qcow2 header (72 bytes)"
+                ),
+            ));
         }
         let mut h = [0u8; 112];
         let n = file_len.min(112) as usize;
-        file.read_exact_at(&mut h[..n], 0).map_err(|e| DiskError::io(path, e))?;
+        file.read_exact_at(&mut h[..n], 0)
+            .map_err(|e| DiskError::io(path, e))?;
         let be32 = |o: usize| u32::from_be_bytes(h[o..o + 4].try_into().unwrap());
         let be64 = |o: usize| u64::from_be_bytes(h[o..o + 8].try_into().unwrap());
         if h[..4] != MAGIC {
@@ -94,16 +101,25 @@ impl Header {
         }
         let cluster_bits = be32(20);
         if !(9..=21).contains(&cluster_bits) {
-            return Err(corrupt(20, format!("cluster_bits {cluster_bits} is outside 9..=21 (512 B to 2 MiB clusters)")));
+            return Err(corrupt(
+                20,
+                format!("cluster_bits {cluster_bits} is outside 9..=21 (512 B to 2 MiB clusters)"),
+            ));
         }
         let cluster_size = 1u64 << cluster_bits;
         let (incompatible_features, compatible_features, header_length) = if version == 3 {
             if file_len < 104 {
-                return Err(corrupt(72, "the file ends inside the version 3 header".into()));
+                return Err(corrupt(
+                    72,
+                    "the file ends inside the version 3 header".into(),
+                ));
             }
             let header_length = be32(100) as u64;
             if header_length < 104 || header_length > cluster_size {
-                return Err(corrupt(100, format!("header_length {header_length} is not within 104..={cluster_size}")));
+                return Err(corrupt(
+                    100,
+                    format!("header_length {header_length} is not within 104..={cluster_size}"),
+                ));
             }
             (be64(72), be64(80), header_length)
         } else {
@@ -152,7 +168,12 @@ impl Header {
                 "convert it without them: qemu-img convert -O qcow2 -o extended_l2=off IN OUT",
             ));
         }
-        let unknown = incompatible_features & !(INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_EXTERNAL_DATA | INCOMPAT_COMPRESSION_TYPE | INCOMPAT_EXTENDED_L2);
+        let unknown = incompatible_features
+            & !(INCOMPAT_DIRTY
+                | INCOMPAT_CORRUPT
+                | INCOMPAT_EXTERNAL_DATA
+                | INCOMPAT_COMPRESSION_TYPE
+                | INCOMPAT_EXTENDED_L2);
         if unknown != 0 {
             return Err(DiskError::unsupported(
                 path,
@@ -171,17 +192,31 @@ impl Header {
         let l2_entries = cluster_size / 8;
         let needed_l1 = size.div_ceil(cluster_size).div_ceil(l2_entries);
         if (l1_size as u64) < needed_l1 {
-            return Err(corrupt(36, format!("l1_size {l1_size} cannot map the virtual size {size} (needs {needed_l1})")));
+            return Err(corrupt(
+                36,
+                format!("l1_size {l1_size} cannot map the virtual size {size} (needs {needed_l1})"),
+            ));
         }
         if l1_size as u64 > MAX_L1_ENTRIES {
-            return Err(corrupt(36, format!("l1_size {l1_size} is implausibly large")));
+            return Err(corrupt(
+                36,
+                format!("l1_size {l1_size} is implausibly large"),
+            ));
         }
-        let table_end = |offset: u64, bytes: u64| offset.checked_add(bytes).filter(|&end| end <= file_len);
-        if l1_size > 0 && (l1_table_offset % cluster_size != 0 || table_end(l1_table_offset, l1_size as u64 * 8).is_none()) {
+        let table_end =
+            |offset: u64, bytes: u64| offset.checked_add(bytes).filter(|&end| end <= file_len);
+        if l1_size > 0
+            && (l1_table_offset % cluster_size != 0
+                || table_end(l1_table_offset, l1_size as u64 * 8).is_none())
+        {
             return Err(corrupt(40, format!("the L1 table at {l1_table_offset} ({l1_size} entries) is unaligned or past the end of the file ({file_len} bytes)")));
         }
         if refcount_table_offset % cluster_size != 0
-            || table_end(refcount_table_offset, refcount_table_clusters as u64 * cluster_size).is_none()
+            || table_end(
+                refcount_table_offset,
+                refcount_table_clusters as u64 * cluster_size,
+            )
+            .is_none()
         {
             return Err(corrupt(48, format!("the refcount table at {refcount_table_offset} ({refcount_table_clusters} clusters) is unaligned or past the end of the file ({file_len} bytes)")));
         }
@@ -189,12 +224,19 @@ impl Header {
         let backing_offset = be64(8);
         let backing_len = be32(16) as u64;
         let backing_file = if backing_offset != 0 && backing_len != 0 {
-            if backing_len > 1023 || backing_offset.checked_add(backing_len).is_none_or(|end| end > cluster_size.min(file_len)) {
+            if backing_len > 1023
+                || backing_offset
+                    .checked_add(backing_len)
+                    .is_none_or(|end| end > cluster_size.min(file_len))
+            {
                 return Err(corrupt(8, format!("the backing file name ({backing_len} bytes at {backing_offset}) is not inside the first cluster")));
             }
             let mut name = vec![0u8; backing_len as usize];
-            file.read_exact_at(&mut name, backing_offset).map_err(|e| DiskError::io(path, e))?;
-            Some(String::from_utf8(name).map_err(|_| corrupt(backing_offset, "the backing file name is not UTF-8".into()))?)
+            file.read_exact_at(&mut name, backing_offset)
+                .map_err(|e| DiskError::io(path, e))?;
+            Some(String::from_utf8(name).map_err(|_| {
+                corrupt(backing_offset, "the backing file name is not UTF-8".into())
+            })?)
         } else {
             None
         };
@@ -209,7 +251,8 @@ impl Header {
                     break; // no end marker inside the cluster: treat as end (qemu does the same)
                 }
                 let mut eh = [0u8; 8];
-                file.read_exact_at(&mut eh, off).map_err(|e| DiskError::io(path, e))?;
+                file.read_exact_at(&mut eh, off)
+                    .map_err(|e| DiskError::io(path, e))?;
                 let ext_type = u32::from_be_bytes(eh[..4].try_into().unwrap());
                 let ext_len = u32::from_be_bytes(eh[4..].try_into().unwrap()) as u64;
                 if ext_type == EXT_END {
@@ -221,7 +264,8 @@ impl Header {
                 }
                 if ext_type == EXT_BACKING_FORMAT {
                     let mut name = vec![0u8; ext_len as usize];
-                    file.read_exact_at(&mut name, data_off).map_err(|e| DiskError::io(path, e))?;
+                    file.read_exact_at(&mut name, data_off)
+                        .map_err(|e| DiskError::io(path, e))?;
                     backing_format = Some(String::from_utf8_lossy(&name).into_owned());
                 } else if ext_type == EXT_EXTERNAL_DATA_FILE {
                     return Err(DiskError::unsupported(
@@ -255,10 +299,16 @@ impl Header {
 /// table is a clear error at open time rather than a failed read later.
 ///
 /// Reads the whole mapping metadata once: 1/8192 of the virtual size with 64 KiB clusters.
-pub fn check_mappings(path: &Path, file: &File, file_len: u64, header: &Header) -> Result<(), DiskError> {
+pub fn check_mappings(
+    path: &Path,
+    file: &File,
+    file_len: u64,
+    header: &Header,
+) -> Result<(), DiskError> {
     let cs = header.cluster_size();
     let mut l1 = vec![0u8; header.l1_size as usize * 8];
-    file.read_exact_at(&mut l1, header.l1_table_offset).map_err(|e| DiskError::io(path, e))?;
+    file.read_exact_at(&mut l1, header.l1_table_offset)
+        .map_err(|e| DiskError::io(path, e))?;
     let mut l2 = vec![0u8; cs as usize];
     for (i, e) in l1.chunks_exact(8).enumerate() {
         let entry = u64::from_be_bytes(e.try_into().unwrap());
@@ -270,7 +320,8 @@ pub fn check_mappings(path: &Path, file: &File, file_len: u64, header: &Header) 
         if l2_offset % cs != 0 || l2_offset.checked_add(cs).is_none_or(|end| end > file_len) {
             return Err(DiskError::corrupt(path, "qcow2 L1 entry", entry_pos, format!("L2 table offset {l2_offset} is unaligned or past the end of the file ({file_len} bytes)")));
         }
-        file.read_exact_at(&mut l2, l2_offset).map_err(|e| DiskError::io(path, e))?;
+        file.read_exact_at(&mut l2, l2_offset)
+            .map_err(|e| DiskError::io(path, e))?;
         for (j, e2) in l2.chunks_exact(8).enumerate() {
             let entry = u64::from_be_bytes(e2.try_into().unwrap());
             let pos = l2_offset + j as u64 * 8;
@@ -285,7 +336,14 @@ pub fn check_mappings(path: &Path, file: &File, file_len: u64, header: &Header) 
                 continue;
             }
             if host >= file_len {
-                return Err(DiskError::corrupt(path, "qcow2 L2 entry", pos, format!("data cluster offset {host} is past the end of the file ({file_len} bytes)")));
+                return Err(DiskError::corrupt(
+                    path,
+                    "qcow2 L2 entry",
+                    pos,
+                    format!(
+                        "data cluster offset {host} is past the end of the file ({file_len} bytes)"
+                    ),
+                ));
             }
         }
     }
@@ -310,10 +368,17 @@ fn walk_chain(top: &Path) -> Result<Vec<ChainLink>, DiskError> {
     loop {
         let canonical = std::fs::canonicalize(&current).map_err(|e| DiskError::io(&current, e))?;
         if !seen.insert(canonical.clone()) {
-            let names: Vec<String> = links.iter().map(|l: &ChainLink| l.path.display().to_string()).collect();
+            let names: Vec<String> = links
+                .iter()
+                .map(|l: &ChainLink| l.path.display().to_string())
+                .collect();
             return Err(DiskError::BackingChain {
                 path: top.to_path_buf(),
-                reason: format!("loop: {} leads back to {}", names.join(" -> "), current.display()),
+                reason: format!(
+                    "loop: {} leads back to {}",
+                    names.join(" -> "),
+                    current.display()
+                ),
             });
         }
         if links.len() >= MAX_CHAIN_DEPTH {
@@ -323,16 +388,27 @@ fn walk_chain(top: &Path) -> Result<Vec<ChainLink>, DiskError> {
             });
         }
         if format != ImageFormat::Qcow2 {
-            links.push(ChainLink { path: current, format, header: None });
+            links.push(ChainLink {
+                path: current,
+                format,
+                header: None,
+            });
             return Ok(links);
         }
         let file = File::open(&current).map_err(|e| DiskError::io(&current, e))?;
-        let len = file.metadata().map_err(|e| DiskError::io(&current, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| DiskError::io(&current, e))?
+            .len();
         let header = Header::read(&current, &file, len)?;
         check_mappings(&current, &file, len, &header)?;
         let next = header.backing_file.clone();
         let next_format = header.backing_format.clone();
-        links.push(ChainLink { path: current.clone(), format, header: Some(header) });
+        links.push(ChainLink {
+            path: current.clone(),
+            format,
+            header: Some(header),
+        });
         let Some(name) = next else { return Ok(links) };
         // Relative names are relative to the directory of the image that holds them.
         let base_dir = current.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -341,24 +417,31 @@ fn walk_chain(top: &Path) -> Result<Vec<ChainLink>, DiskError> {
         format = match next_format.as_deref() {
             Some("qcow2") => ImageFormat::Qcow2,
             Some("raw") | Some("file") => ImageFormat::Raw,
-            Some(other) => {
-                return Err(DiskError::BackingChain {
-                    path: current.clone(),
-                    reason: format!("backing file {} has format {other:?}, which graft reads only as qcow2 or raw", next_path.display()),
-                })
-            }
+            Some(other) => return Err(DiskError::BackingChain {
+                path: current.clone(),
+                reason: format!(
+                    "backing file {} has format {other:?}, which graft reads only as qcow2 or raw",
+                    next_path.display()
+                ),
+            }),
             None => probed,
         };
         if matches!(format, ImageFormat::VhdFixed | ImageFormat::VhdDynamic) {
             return Err(DiskError::BackingChain {
                 path: current.clone(),
-                reason: format!("backing file {} is a VHD; graft reads qcow2 or raw backing files only", next_path.display()),
+                reason: format!(
+                    "backing file {} is a VHD; graft reads qcow2 or raw backing files only",
+                    next_path.display()
+                ),
             });
         }
         if format == ImageFormat::Qcow2 && probed != ImageFormat::Qcow2 {
             return Err(DiskError::BackingChain {
                 path: current.clone(),
-                reason: format!("backing file {} is declared qcow2 but has no qcow2 magic", next_path.display()),
+                reason: format!(
+                    "backing file {} is declared qcow2 but has no qcow2 magic",
+                    next_path.display()
+                ),
             });
         }
         current = next_path;
@@ -368,12 +451,25 @@ fn walk_chain(top: &Path) -> Result<Vec<ChainLink>, DiskError> {
 type ImagoImage = FormatAccess<ImagoFile>;
 
 fn imago_err(path: &Path) -> impl Fn(io::Error) -> DiskError + '_ {
-    move |e| DiskError::io(path, io::Error::new(e.kind(), format!("qcow2 (imago): {e}")))
+    move |e| {
+        DiskError::io(
+            path,
+            io::Error::new(e.kind(), format!("qcow2 (imago): {e}")),
+        )
+    }
 }
 
 fn open_storage(path: &Path, writable: bool) -> Result<ImagoFile, DiskError> {
-    let file = std::fs::OpenOptions::new().read(true).write(writable).open(path).map_err(|e| DiskError::io(path, e))?;
-    ImagoFile::from_open_file(file, StorageOpenOptions::new().filename(path).write(writable)).map_err(imago_err(path))
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .map_err(|e| DiskError::io(path, e))?;
+    ImagoFile::from_open_file(
+        file,
+        StorageOpenOptions::new().filename(path).write(writable),
+    )
+    .map_err(imago_err(path))
 }
 
 /// A qcow2 image (with its backing chain) as a [`BlockDevice`].
@@ -407,19 +503,32 @@ impl Qcow2Device {
                     FormatAccess::new(q)
                 }
                 _ => {
-                    let r = Raw::builder(storage).write(false).open(DenyImplicitOpenGate::default()).map_err(imago_err(&link.path))?;
+                    let r = Raw::builder(storage)
+                        .write(false)
+                        .open(DenyImplicitOpenGate::default())
+                        .map_err(imago_err(&link.path))?;
                     FormatAccess::new(r)
                 }
             };
             if depth > 0 {
-                chain.push(BackingInfo { path: link.path.clone(), format: link.format, virtual_size: layer.size() });
+                chain.push(BackingInfo {
+                    path: link.path.clone(),
+                    format: link.format,
+                    virtual_size: layer.size(),
+                });
             }
             below = Some(layer);
         }
         chain.reverse();
         let access_top = below.expect("the chain has at least the top image");
         let header = links[0].header.clone().expect("the top image is qcow2");
-        Ok(Self { path: path.to_path_buf(), size: access_top.size(), access: access_top, header, chain })
+        Ok(Self {
+            path: path.to_path_buf(),
+            size: access_top.size(),
+            access: access_top,
+            header,
+            chain,
+        })
     }
 
     pub fn header(&self) -> &Header {
@@ -539,7 +648,10 @@ pub fn create_qcow2_overlay(base: &Path, dst: &Path) -> Result<(), DiskError> {
     };
     let size = super::open::image_info(base)?.virtual_size;
     let base_abs = std::fs::canonicalize(base).map_err(|e| DiskError::io(base, e))?;
-    let dst_dir = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dst_dir = dst
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let dst_dir_abs = std::fs::canonicalize(dst_dir).map_err(|e| DiskError::io(dst_dir, e))?;
     let backing_name = if base_abs.parent() == Some(dst_dir_abs.as_path()) {
         base_abs.file_name().unwrap().to_string_lossy().into_owned()
@@ -552,7 +664,9 @@ pub fn create_qcow2_overlay(base: &Path, dst: &Path) -> Result<(), DiskError> {
         .create_new(true)
         .open(dst)
         .map_err(|e| DiskError::io(dst, e))?;
-    let storage = ImagoFile::from_open_file(file, StorageOpenOptions::new().filename(dst).write(true)).map_err(imago_err(dst))?;
+    let storage =
+        ImagoFile::from_open_file(file, StorageOpenOptions::new().filename(dst).write(true))
+            .map_err(imago_err(dst))?;
     use imago::FormatCreateBuilder;
     Qcow2::<ImagoFile>::create_builder(storage)
         .size(size)

@@ -87,7 +87,9 @@ impl Footer {
         let stored = be32(&b, 64);
         let computed = checksum(&b, 64);
         if stored != computed {
-            return Err(format!("checksum field (offset 64) is {stored:#010x}, the bytes sum to {computed:#010x}"));
+            return Err(format!(
+                "checksum field (offset 64) is {stored:#010x}, the bytes sum to {computed:#010x}"
+            ));
         }
         let version = be32(&b, 12);
         if version >> 16 != 1 {
@@ -97,7 +99,9 @@ impl Footer {
             2 => DiskType::Fixed,
             3 => DiskType::Dynamic,
             4 => DiskType::Differencing,
-            other => return Err(format!("disk type (offset 60) is {other}, not 2 (fixed), 3 (dynamic) or 4 (differencing)")),
+            other => return Err(format!(
+                "disk type (offset 60) is {other}, not 2 (fixed), 3 (dynamic) or 4 (differencing)"
+            )),
         };
         let geometry = be32(&b, 56);
         Ok(Footer {
@@ -106,7 +110,11 @@ impl Footer {
             creator_app: b[28..32].try_into().unwrap(),
             original_size: be64(&b, 40),
             current_size: be64(&b, 48),
-            geometry: ((geometry >> 16) as u16, (geometry >> 8) as u8, geometry as u8),
+            geometry: (
+                (geometry >> 16) as u16,
+                (geometry >> 8) as u8,
+                geometry as u8,
+            ),
             disk_type,
             uuid: b[68..84].try_into().unwrap(),
             raw: b,
@@ -154,7 +162,13 @@ pub fn chs_geometry(size: u64) -> (u16, u8, u8) {
 /// its CHS geometry unless the creator is one it knows to store an exact `current_size`,
 /// and `qem2` is the one qemu itself writes for exact sizes; Hyper-V and Azure read
 /// `current_size` whatever the creator.
-fn build_footer(size: u64, disk_type: DiskType, data_offset: u64, timestamp: u32, uuid: [u8; 16]) -> Footer {
+fn build_footer(
+    size: u64,
+    disk_type: DiskType,
+    data_offset: u64,
+    timestamp: u32,
+    uuid: [u8; 16],
+) -> Footer {
     let mut b = [0u8; FOOTER_SIZE];
     b[..8].copy_from_slice(FOOTER_COOKIE);
     b[8..12].copy_from_slice(&2u32.to_be_bytes()); // features: "reserved", always set
@@ -201,7 +215,9 @@ impl DynamicHeader {
         let stored = be32(b, 36);
         let computed = checksum(&b[..HEADER_SIZE], 36);
         if stored != computed {
-            return Err(format!("checksum field (offset 36) is {stored:#010x}, the bytes sum to {computed:#010x}"));
+            return Err(format!(
+                "checksum field (offset 36) is {stored:#010x}, the bytes sum to {computed:#010x}"
+            ));
         }
         let version = be32(b, 24);
         if version >> 16 != 1 {
@@ -209,9 +225,15 @@ impl DynamicHeader {
         }
         let block_size = be32(b, 32);
         if !block_size.is_power_of_two() || !(SECTOR as u32..=(256 << 20)).contains(&block_size) {
-            return Err(format!("block size (offset 32) {block_size} is not a power of two from 512 B to 256 MiB"));
+            return Err(format!(
+                "block size (offset 32) {block_size} is not a power of two from 512 B to 256 MiB"
+            ));
         }
-        Ok(DynamicHeader { table_offset: be64(b, 16), max_table_entries: be32(b, 28), block_size })
+        Ok(DynamicHeader {
+            table_offset: be64(b, 16),
+            max_table_entries: be32(b, 28),
+            block_size,
+        })
     }
 
     fn build(table_offset: u64, max_table_entries: u32, block_size: u32) -> [u8; HEADER_SIZE] {
@@ -316,14 +338,21 @@ impl VhdDevice<File> {
 impl<S: VhdStore> VhdDevice<S> {
     /// Opens a VHD held by `store`; `path` only names it in errors.
     pub fn open_store(store: S, path: &Path, access: Access) -> Result<Self, DiskError> {
-        let corrupt = |structure, offset, reason: String| DiskError::corrupt(path, structure, offset, reason);
+        let corrupt =
+            |structure, offset, reason: String| DiskError::corrupt(path, structure, offset, reason);
         let len = store.store_len().map_err(|e| DiskError::io(path, e))?;
         if len < FOOTER_SIZE as u64 {
-            return Err(corrupt("VHD footer", 0, format!("the file is {len} bytes long, shorter than a footer")));
+            return Err(corrupt(
+                "VHD footer",
+                0,
+                format!("the file is {len} bytes long, shorter than a footer"),
+            ));
         }
         let footer_pos = len - FOOTER_SIZE as u64;
         let mut fb = [0u8; FOOTER_SIZE];
-        store.read_exact_at(&mut fb, footer_pos).map_err(|e| DiskError::io(path, e))?;
+        store
+            .read_exact_at(&mut fb, footer_pos)
+            .map_err(|e| DiskError::io(path, e))?;
         let footer = Footer::parse(&fb).map_err(|r| corrupt("VHD footer", footer_pos, r))?;
         let size = footer.current_size;
         let dynamic = match footer.disk_type {
@@ -343,43 +372,79 @@ impl<S: VhdStore> VhdDevice<S> {
             DiskType::Dynamic => Some(Self::open_dynamic(&store, path, &footer, footer_pos)?),
         };
         if access.writable() && footer_pos % SECTOR != 0 && dynamic.is_some() {
-            return Err(corrupt("VHD footer", footer_pos, "the file length is not a multiple of 512; refusing to allocate blocks in it".into()));
+            return Err(corrupt(
+                "VHD footer",
+                footer_pos,
+                "the file length is not a multiple of 512; refusing to allocate blocks in it"
+                    .into(),
+            ));
         }
-        Ok(Self { store, path: path.to_path_buf(), writable: access.writable(), footer, size, dynamic })
+        Ok(Self {
+            store,
+            path: path.to_path_buf(),
+            writable: access.writable(),
+            footer,
+            size,
+            dynamic,
+        })
     }
 
-    fn open_dynamic(store: &S, path: &Path, footer: &Footer, footer_pos: u64) -> Result<Dynamic, DiskError> {
-        let corrupt = |structure, offset, reason: String| DiskError::corrupt(path, structure, offset, reason);
+    fn open_dynamic(
+        store: &S,
+        path: &Path,
+        footer: &Footer,
+        footer_pos: u64,
+    ) -> Result<Dynamic, DiskError> {
+        let corrupt =
+            |structure, offset, reason: String| DiskError::corrupt(path, structure, offset, reason);
         let hoff = footer.data_offset;
-        if hoff.checked_add(HEADER_SIZE as u64).is_none_or(|end| end > footer_pos) {
+        if hoff
+            .checked_add(HEADER_SIZE as u64)
+            .is_none_or(|end| end > footer_pos)
+        {
             return Err(corrupt("VHD footer", footer_pos + 16, format!("data offset {hoff} does not leave room for the dynamic header before the footer")));
         }
         let mut hb = [0u8; HEADER_SIZE];
-        store.read_exact_at(&mut hb, hoff).map_err(|e| DiskError::io(path, e))?;
-        let header = DynamicHeader::parse(&hb).map_err(|r| corrupt("VHD dynamic header", hoff, r))?;
+        store
+            .read_exact_at(&mut hb, hoff)
+            .map_err(|e| DiskError::io(path, e))?;
+        let header =
+            DynamicHeader::parse(&hb).map_err(|r| corrupt("VHD dynamic header", hoff, r))?;
         let bs = header.block_size as u64;
         let needed = footer.current_size.div_ceil(bs);
         let entries = header.max_table_entries;
         if entries > MAX_BAT_ENTRIES {
-            return Err(corrupt("VHD dynamic header", hoff + 28, format!("max table entries {entries} exceeds graft's limit of {MAX_BAT_ENTRIES}")));
+            return Err(corrupt(
+                "VHD dynamic header",
+                hoff + 28,
+                format!("max table entries {entries} exceeds graft's limit of {MAX_BAT_ENTRIES}"),
+            ));
         }
         if (entries as u64) < needed {
             return Err(corrupt("VHD dynamic header", hoff + 28, format!("max table entries {entries} cannot map the current size {} with {bs}-byte blocks (needs {needed})", footer.current_size)));
         }
         let bat_offset = header.table_offset;
         let bat_bytes = entries as u64 * 4;
-        if bat_offset.checked_add(bat_bytes).is_none_or(|end| end > footer_pos) {
+        if bat_offset
+            .checked_add(bat_bytes)
+            .is_none_or(|end| end > footer_pos)
+        {
             return Err(corrupt("VHD dynamic header", hoff + 16, format!("the BAT at {bat_offset} ({entries} entries) runs past the footer at {footer_pos}")));
         }
         let mut raw = vec![0u8; bat_bytes as usize];
-        store.read_exact_at(&mut raw, bat_offset).map_err(|e| DiskError::io(path, e))?;
+        store
+            .read_exact_at(&mut raw, bat_offset)
+            .map_err(|e| DiskError::io(path, e))?;
         let bitmap_bytes = (bs / SECTOR).div_ceil(8).next_multiple_of(SECTOR);
         let mut bat = Vec::with_capacity(entries as usize);
         for (i, e) in raw.chunks_exact(4).enumerate() {
             let entry = u32::from_be_bytes(e.try_into().unwrap());
             if entry != UNUSED_BAT {
                 let start = entry as u64 * SECTOR;
-                if start.checked_add(bitmap_bytes + bs).is_none_or(|end| end > footer_pos) {
+                if start
+                    .checked_add(bitmap_bytes + bs)
+                    .is_none_or(|end| end > footer_pos)
+                {
                     return Err(corrupt(
                         "VHD BAT entry",
                         bat_offset + i as u64 * 4,
@@ -389,7 +454,13 @@ impl<S: VhdStore> VhdDevice<S> {
             }
             bat.push(entry);
         }
-        Ok(Dynamic { bat, bat_offset, block_size: bs, bitmap_bytes, footer_pos })
+        Ok(Dynamic {
+            bat,
+            bat_offset,
+            block_size: bs,
+            bitmap_bytes,
+            footer_pos,
+        })
     }
 
     pub fn footer(&self) -> &Footer {
@@ -403,7 +474,9 @@ impl<S: VhdStore> VhdDevice<S> {
 
     /// How many blocks of a dynamic disk are allocated (0 for a fixed one).
     pub fn allocated_blocks(&self) -> usize {
-        self.dynamic.as_ref().map_or(0, |d| d.bat.iter().filter(|&&e| e != UNUSED_BAT).count())
+        self.dynamic
+            .as_ref()
+            .map_or(0, |d| d.bat.iter().filter(|&&e| e != UNUSED_BAT).count())
     }
 
     pub fn path(&self) -> &Path {
@@ -433,8 +506,10 @@ impl<S: VhdStore> VhdDevice<S> {
                     let first = within / SECTOR;
                     let last = (within + n as u64 - 1) / SECTOR;
                     let mut bitmap = vec![0u8; (last / 8 - first / 8 + 1) as usize];
-                    self.store.read_exact_at(&mut bitmap, block_start + first / 8)?;
-                    let bit = |s: u64| bitmap[(s / 8 - first / 8) as usize] & (0x80 >> (s % 8)) != 0;
+                    self.store
+                        .read_exact_at(&mut bitmap, block_start + first / 8)?;
+                    let bit =
+                        |s: u64| bitmap[(s / 8 - first / 8) as usize] & (0x80 >> (s % 8)) != 0;
                     let mut s = first;
                     while s <= last {
                         let present = bit(s);
@@ -468,13 +543,21 @@ impl<S: VhdStore> VhdDevice<S> {
         let sector = u32::try_from(start / SECTOR)
             .ok()
             .filter(|&s| s != UNUSED_BAT)
-            .ok_or_else(|| io::Error::other(format!("{}: VHD is full: a block at byte {start} is beyond the 32-bit sector range", self.path.display())))?;
+            .ok_or_else(|| {
+                io::Error::other(format!(
+                    "{}: VHD is full: a block at byte {start} is beyond the 32-bit sector range",
+                    self.path.display()
+                ))
+            })?;
         let new_footer_pos = start + d.bitmap_bytes + d.block_size;
         self.store.set_len(new_footer_pos + FOOTER_SIZE as u64)?;
         // The old footer's bytes are inside the new bitmap and are overwritten here.
-        self.store.write_all_at(&vec![0xffu8; d.bitmap_bytes as usize], start)?;
-        self.store.write_all_at(self.footer.bytes(), new_footer_pos)?;
-        self.store.write_all_at(&sector.to_be_bytes(), d.bat_offset + block as u64 * 4)?;
+        self.store
+            .write_all_at(&vec![0xffu8; d.bitmap_bytes as usize], start)?;
+        self.store
+            .write_all_at(self.footer.bytes(), new_footer_pos)?;
+        self.store
+            .write_all_at(&sector.to_be_bytes(), d.bat_offset + block as u64 * 4)?;
         d.footer_pos = new_footer_pos;
         d.bat[block] = sector;
         Ok(sector)
@@ -515,7 +598,8 @@ impl<S: VhdStore> VhdDevice<S> {
                 let byte = &mut bitmap[(s / 8 - bm_lo) as usize];
                 let mask = 0x80u8 >> (s % 8);
                 if *byte & mask == 0 {
-                    self.store.write_all_at(&[0u8; SECTOR as usize], data_start + s * SECTOR)?;
+                    self.store
+                        .write_all_at(&[0u8; SECTOR as usize], data_start + s * SECTOR)?;
                     *byte |= mask;
                     changed = true;
                 }
@@ -547,7 +631,10 @@ impl<S: VhdStore> BlockDevice for VhdDevice<S> {
     }
     fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         if !self.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("{}: VHD opened read-only", self.path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{}: VHD opened read-only", self.path.display()),
+            ));
         }
         check_range(offset, buf.len(), self.size)?;
         if buf.is_empty() {
@@ -578,7 +665,9 @@ pub struct VhdIdentity {
 
 impl VhdIdentity {
     fn timestamp(&self) -> u32 {
-        self.epoch.map(|e| (e - VHD_EPOCH_UNIX).clamp(0, u32::MAX as i64) as u32).unwrap_or(0)
+        self.epoch
+            .map(|e| (e - VHD_EPOCH_UNIX).clamp(0, u32::MAX as i64) as u32)
+            .unwrap_or(0)
     }
     fn uuid(&self, content_digest: &[u8]) -> [u8; 16] {
         let digest = match &self.uuid_seed {
@@ -596,7 +685,10 @@ const COPY_CHUNK: usize = 1 << 20;
 
 /// Reads `src` in 1 MiB chunks, handing each non-zero chunk to `sink`, and returns the
 /// sha256 of the content (with its length) for the derived UUID.
-fn for_each_data_chunk(src: &dyn BlockDevice, mut sink: impl FnMut(&[u8], u64) -> io::Result<()>) -> io::Result<Vec<u8>> {
+fn for_each_data_chunk(
+    src: &dyn BlockDevice,
+    mut sink: impl FnMut(&[u8], u64) -> io::Result<()>,
+) -> io::Result<Vec<u8>> {
     let mut hasher = Sha256::new();
     hasher.update(src.len().to_be_bytes());
     let mut buf = vec![0u8; COPY_CHUNK];
@@ -616,12 +708,30 @@ fn for_each_data_chunk(src: &dyn BlockDevice, mut sink: impl FnMut(&[u8], u64) -
 /// Writes a fixed VHD holding `src`'s content: the size is rounded up to a multiple of
 /// 1 MiB (Azure requires it), `current_size` is that size exactly, zero ranges stay holes.
 /// The output is written under `dst` directly; callers wanting atomicity pass a temp name.
-pub fn create_fixed(src: &dyn BlockDevice, dst: &Path, identity: &VhdIdentity) -> Result<(), DiskError> {
+pub fn create_fixed(
+    src: &dyn BlockDevice,
+    dst: &Path,
+    identity: &VhdIdentity,
+) -> Result<(), DiskError> {
     let size = src.len().next_multiple_of(1 << 20);
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(dst).map_err(|e| DiskError::io(dst, e))?;
-    file.set_len(size + FOOTER_SIZE as u64).map_err(|e| DiskError::io(dst, e))?;
-    let digest = for_each_data_chunk(src, |chunk, off| FileExt::write_all_at(&file, chunk, off)).map_err(|e| DiskError::io(dst, e))?;
-    let footer = build_footer(size, DiskType::Fixed, u64::MAX, identity.timestamp(), identity.uuid(&digest));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dst)
+        .map_err(|e| DiskError::io(dst, e))?;
+    file.set_len(size + FOOTER_SIZE as u64)
+        .map_err(|e| DiskError::io(dst, e))?;
+    let digest = for_each_data_chunk(src, |chunk, off| FileExt::write_all_at(&file, chunk, off))
+        .map_err(|e| DiskError::io(dst, e))?;
+    let footer = build_footer(
+        size,
+        DiskType::Fixed,
+        u64::MAX,
+        identity.timestamp(),
+        identity.uuid(&digest),
+    );
     FileExt::write_all_at(&file, footer.bytes(), size).map_err(|e| DiskError::io(dst, e))?;
     file.sync_all().map_err(|e| DiskError::io(dst, e))?;
     let _ = &mut file;
@@ -630,19 +740,32 @@ pub fn create_fixed(src: &dyn BlockDevice, dst: &Path, identity: &VhdIdentity) -
 
 /// Writes an empty dynamic VHD of `size` bytes (rounded up to 1 MiB) into `store`, with
 /// 2 MiB blocks; returns the footer written.
-fn write_empty_dynamic<S: VhdStore>(store: &mut S, size: u64, timestamp: u32, uuid: [u8; 16]) -> io::Result<Footer> {
+fn write_empty_dynamic<S: VhdStore>(
+    store: &mut S,
+    size: u64,
+    timestamp: u32,
+    uuid: [u8; 16],
+) -> io::Result<Footer> {
     let size = size.next_multiple_of(1 << 20);
     let entries = u32::try_from(size.div_ceil(DEFAULT_BLOCK_SIZE as u64))
         .ok()
         .filter(|&e| e <= MAX_BAT_ENTRIES)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{size} bytes is too large for a VHD")))?;
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{size} bytes is too large for a VHD"),
+            )
+        })?;
     let header_offset = FOOTER_SIZE as u64;
     let bat_offset = header_offset + HEADER_SIZE as u64;
     let bat_bytes = (entries as u64 * 4).next_multiple_of(SECTOR);
     let footer = build_footer(size, DiskType::Dynamic, header_offset, timestamp, uuid);
     store.set_len(0)?;
     store.write_all_at(footer.bytes(), 0)?;
-    store.write_all_at(&DynamicHeader::build(bat_offset, entries, DEFAULT_BLOCK_SIZE), header_offset)?;
+    store.write_all_at(
+        &DynamicHeader::build(bat_offset, entries, DEFAULT_BLOCK_SIZE),
+        header_offset,
+    )?;
     store.write_all_at(&vec![0xffu8; bat_bytes as usize], bat_offset)?;
     store.write_all_at(footer.bytes(), bat_offset + bat_bytes)?;
     Ok(footer)
@@ -650,14 +773,31 @@ fn write_empty_dynamic<S: VhdStore>(store: &mut S, size: u64, timestamp: u32, uu
 
 /// Writes a dynamic VHD holding `src`'s content (size rounded up to 1 MiB, 2 MiB blocks);
 /// blocks that are all zeros are left unallocated.
-pub fn create_dynamic(src: &dyn BlockDevice, dst: &Path, identity: &VhdIdentity) -> Result<(), DiskError> {
+pub fn create_dynamic(
+    src: &dyn BlockDevice,
+    dst: &Path,
+    identity: &VhdIdentity,
+) -> Result<(), DiskError> {
     // The UUID depends on the content, which is only known after reading it all: hash
     // first, then write.
     let digest = for_each_data_chunk(src, |_, _| Ok(())).map_err(|e| DiskError::io(dst, e))?;
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(dst).map_err(|e| DiskError::io(dst, e))?;
-    write_empty_dynamic(&mut file, src.len(), identity.timestamp(), identity.uuid(&digest)).map_err(|e| DiskError::io(dst, e))?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dst)
+        .map_err(|e| DiskError::io(dst, e))?;
+    write_empty_dynamic(
+        &mut file,
+        src.len(),
+        identity.timestamp(),
+        identity.uuid(&digest),
+    )
+    .map_err(|e| DiskError::io(dst, e))?;
     let mut dev = VhdDevice::open_store(file, dst, Access::ReadWrite)?;
-    for_each_data_chunk(src, |chunk, off| dev.write_at(chunk, off)).map_err(|e| DiskError::io(dst, e))?;
+    for_each_data_chunk(src, |chunk, off| dev.write_at(chunk, off))
+        .map_err(|e| DiskError::io(dst, e))?;
     dev.flush().map_err(|e| DiskError::io(dst, e))?;
     Ok(())
 }
@@ -755,7 +895,10 @@ mod tests {
         let mut bad = good.clone();
         bad[1536..1540].copy_from_slice(&0x00ff_0000u32.to_be_bytes());
         let e = open_mem(bad, Access::ReadOnly).err().unwrap().to_string();
-        assert!(e.contains("BAT entry") && e.contains("past the footer"), "{e}");
+        assert!(
+            e.contains("BAT entry") && e.contains("past the footer"),
+            "{e}"
+        );
         // Max table entries too small for the size (an overflow-style lie).
         let mut bad = good.clone();
         let mut h = DynamicHeader::build(1536, 1, DEFAULT_BLOCK_SIZE);
@@ -764,10 +907,15 @@ mod tests {
         let e = open_mem(bad, Access::ReadOnly).err().unwrap().to_string();
         assert!(e.contains("max table entries"), "{e}");
         // Truncated.
-        let e = open_mem(good[..300].to_vec(), Access::ReadOnly).err().unwrap().to_string();
+        let e = open_mem(good[..300].to_vec(), Access::ReadOnly)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("shorter than a footer"), "{e}");
         // A huge current size in a fixed footer.
-        let mut f = build_footer(u64::MAX - 5, DiskType::Fixed, u64::MAX, 0, [0; 16]).bytes().to_vec();
+        let mut f = build_footer(u64::MAX - 5, DiskType::Fixed, u64::MAX, 0, [0; 16])
+            .bytes()
+            .to_vec();
         f.splice(0..0, vec![0u8; 1024]);
         let e = open_mem(f, Access::ReadOnly).err().unwrap().to_string();
         assert!(e.contains("current size"), "{e}");
@@ -775,7 +923,10 @@ mod tests {
 
     #[test]
     fn identity_is_derived() {
-        let id = VhdIdentity { epoch: Some(1_700_000_000), uuid_seed: None };
+        let id = VhdIdentity {
+            epoch: Some(1_700_000_000),
+            uuid_seed: None,
+        };
         assert_eq!(id.timestamp(), (1_700_000_000 - VHD_EPOCH_UNIX) as u32);
         assert_eq!(id.uuid(&[7u8; 32]), id.uuid(&[7u8; 32]));
         assert_ne!(id.uuid(&[7u8; 32]), id.uuid(&[8u8; 32]));

@@ -61,7 +61,10 @@ impl FsKind {
 
     /// A filesystem a Linux root can be on.
     pub fn is_linux_root_capable(self) -> bool {
-        matches!(self, FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 | FsKind::Xfs | FsKind::Btrfs)
+        matches!(
+            self,
+            FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 | FsKind::Xfs | FsKind::Btrfs
+        )
     }
 }
 
@@ -102,7 +105,14 @@ fn uuid_string(b: &[u8]) -> Option<String> {
         return None;
     }
     let h = hex::encode(b);
-    Some(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 /// The kind of filesystem or container in `dev`, if any is recognised.
@@ -128,7 +138,11 @@ fn probe_luks(dev: &dyn BlockDevice) -> Option<FsInfo> {
         return None;
     }
     // LUKS1 and LUKS2 both keep the UUID as 40 bytes of text at 168.
-    Some(FsInfo { kind: FsKind::Luks, label: None, uuid: label(&b[168..208]) })
+    Some(FsInfo {
+        kind: FsKind::Luks,
+        label: None,
+        uuid: label(&b[168..208]),
+    })
 }
 
 fn probe_lvm(dev: &dyn BlockDevice) -> Option<FsInfo> {
@@ -137,8 +151,14 @@ fn probe_lvm(dev: &dyn BlockDevice) -> Option<FsInfo> {
         if b[..8] == *b"LABELONE" && b[24..32] == *b"LVM2 001" {
             // The PV UUID (32 characters) follows the label header at the offset it gives.
             let content = le32(&b, 20) as usize;
-            let uuid = (content + 32 <= 512).then(|| label(&b[content..content + 32])).flatten();
-            return Some(FsInfo { kind: FsKind::LvmPv, label: None, uuid });
+            let uuid = (content + 32 <= 512)
+                .then(|| label(&b[content..content + 32]))
+                .flatten();
+            return Some(FsInfo {
+                kind: FsKind::LvmPv,
+                label: None,
+                uuid,
+            });
         }
     }
     None
@@ -165,7 +185,11 @@ fn probe_ext(dev: &dyn BlockDevice) -> Option<FsInfo> {
     } else {
         FsKind::Ext2
     };
-    Some(FsInfo { kind, label: label(&sb[0x78..0x88]), uuid: uuid_string(&sb[0x68..0x78]) })
+    Some(FsInfo {
+        kind,
+        label: label(&sb[0x78..0x88]),
+        uuid: uuid_string(&sb[0x68..0x78]),
+    })
 }
 
 fn probe_xfs(dev: &dyn BlockDevice) -> Option<FsInfo> {
@@ -173,7 +197,11 @@ fn probe_xfs(dev: &dyn BlockDevice) -> Option<FsInfo> {
     if b[..4] != *b"XFSB" {
         return None;
     }
-    Some(FsInfo { kind: FsKind::Xfs, label: label(&b[108..120]), uuid: uuid_string(&b[32..48]) })
+    Some(FsInfo {
+        kind: FsKind::Xfs,
+        label: label(&b[108..120]),
+        uuid: uuid_string(&b[32..48]),
+    })
 }
 
 fn probe_btrfs(dev: &dyn BlockDevice) -> Option<FsInfo> {
@@ -182,7 +210,11 @@ fn probe_btrfs(dev: &dyn BlockDevice) -> Option<FsInfo> {
         return None;
     }
     let lab = read(dev, 0x10000 + 0x12B, 256)?;
-    Some(FsInfo { kind: FsKind::Btrfs, label: label(&lab), uuid: uuid_string(&b[0x20..0x30]) })
+    Some(FsInfo {
+        kind: FsKind::Btrfs,
+        label: label(&lab),
+        uuid: uuid_string(&b[0x20..0x30]),
+    })
 }
 
 fn probe_ntfs(dev: &dyn BlockDevice) -> Option<FsInfo> {
@@ -190,7 +222,11 @@ fn probe_ntfs(dev: &dyn BlockDevice) -> Option<FsInfo> {
     if b[3..11] != *b"NTFS    " {
         return None;
     }
-    Some(FsInfo { kind: FsKind::Ntfs, label: None, uuid: None })
+    Some(FsInfo {
+        kind: FsKind::Ntfs,
+        label: None,
+        uuid: None,
+    })
 }
 
 /// FAT: the boot signature and the file-system type string where the BPB variant keeps
@@ -212,17 +248,30 @@ fn probe_vfat(dev: &dyn BlockDevice) -> Option<FsInfo> {
         return None;
     };
     let label = label(lab).filter(|l| l != "NO NAME");
-    let uuid = Some(format!("{:02X}{:02X}-{:02X}{:02X}", serial[3], serial[2], serial[1], serial[0]));
-    Some(FsInfo { kind: FsKind::Vfat, label, uuid })
+    let uuid = Some(format!(
+        "{:02X}{:02X}-{:02X}{:02X}",
+        serial[3], serial[2], serial[1], serial[0]
+    ));
+    Some(FsInfo {
+        kind: FsKind::Vfat,
+        label,
+        uuid,
+    })
 }
 
 fn probe_swap(dev: &dyn BlockDevice) -> Option<FsInfo> {
     for page in [4096u64, 8192, 16384, 65536] {
-        let Some(tail) = read(dev, page - 10, 10) else { break };
+        let Some(tail) = read(dev, page - 10, 10) else {
+            break;
+        };
         if tail == b"SWAPSPACE2" || tail == b"SWAP-SPACE" {
             // Version 1 header: uuid at 1024+12, label at 1024+28.
             let h = read(dev, 1024, 44)?;
-            return Some(FsInfo { kind: FsKind::Swap, label: label(&h[28..44]), uuid: uuid_string(&h[12..28]) });
+            return Some(FsInfo {
+                kind: FsKind::Swap,
+                label: label(&h[28..44]),
+                uuid: uuid_string(&h[12..28]),
+            });
         }
     }
     None
@@ -249,7 +298,10 @@ mod tests {
         assert_eq!(probe(&ext_sb(0x4, 0x2, 0x1)), Some(FsKind::Ext3));
         assert_eq!(probe(&ext_sb(0x4, 0x2 | 0x40, 0x1)), Some(FsKind::Ext4)); // extents
         assert_eq!(probe(&ext_sb(0x4, 0x2, 0x400)), Some(FsKind::Ext4)); // metadata_csum
-        assert_eq!(probe_info(&ext_sb(0, 0, 0)).unwrap().label.as_deref(), Some("root"));
+        assert_eq!(
+            probe_info(&ext_sb(0, 0, 0)).unwrap().label.as_deref(),
+            Some("root")
+        );
     }
 
     #[test]

@@ -49,12 +49,20 @@ struct RegionReader {
 }
 
 impl Ext4Read for RegionReader {
-    fn read(&mut self, start_byte: u64, dst: &mut [u8]) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
-        let end = start_byte.checked_add(dst.len() as u64).filter(|&e| e <= self.len);
+    fn read(
+        &mut self,
+        start_byte: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+        let end = start_byte
+            .checked_add(dst.len() as u64)
+            .filter(|&e| e <= self.len);
         if end.is_none() {
             return Err(format!("read of {} bytes at {start_byte} is past the end of the filesystem region ({} bytes)", dst.len(), self.len).into());
         }
-        self.dev.read_at(dst, self.start + start_byte).map_err(|e| Box::new(e) as _)
+        self.dev
+            .read_at(dst, self.start + start_byte)
+            .map_err(|e| Box::new(e) as _)
     }
 }
 
@@ -114,12 +122,13 @@ impl Stat {
         let mut s = String::with_capacity(10);
         s.push(self.kind.letter());
         let bit = |b: u16, c: char| if m & b != 0 { c } else { '-' };
-        let exec = |x: u16, special: u16, set: char, unset: char| match (m & x != 0, m & special != 0) {
-            (true, true) => set,
-            (false, true) => unset,
-            (true, false) => 'x',
-            (false, false) => '-',
-        };
+        let exec =
+            |x: u16, special: u16, set: char, unset: char| match (m & x != 0, m & special != 0) {
+                (true, true) => set,
+                (false, true) => unset,
+                (true, false) => 'x',
+                (false, false) => '-',
+            };
         s.push(bit(0o400, 'r'));
         s.push(bit(0o200, 'w'));
         s.push(exec(0o100, 0o4000, 's', 'S'));
@@ -170,7 +179,10 @@ impl Guest {
     /// Loads the ext2/3/4 filesystem in `[start, start+len)` of `dev`.
     pub fn load(dev: Rc<dyn BlockDevice>, start: u64, len: u64) -> Result<Guest, GuestError> {
         let reader = RegionReader { dev, start, len };
-        let fs = Ext4::load(Box::new(reader)).map_err(|source| GuestError::Ext4 { path: "/".into(), source })?;
+        let fs = Ext4::load(Box::new(reader)).map_err(|source| GuestError::Ext4 {
+            path: "/".into(),
+            source,
+        })?;
         Ok(Guest { fs })
     }
 
@@ -179,21 +191,45 @@ impl Guest {
             ext4_view::Ext4Error::NotFound => GuestError::NotFound { path: show(path) },
             ext4_view::Ext4Error::NotADirectory => GuestError::NotADirectory { path: show(path) },
             ext4_view::Ext4Error::IsADirectory => GuestError::IsADirectory { path: show(path) },
-            source => GuestError::Ext4 { path: show(path), source },
+            source => GuestError::Ext4 {
+                path: show(path),
+                source,
+            },
         }
     }
 
     /// `lstat` of a path that holds no symlink before its last component.
     fn lstat_resolved(&self, path: &[u8]) -> Result<Stat, GuestError> {
-        let p = ext4_view::Path::try_from(path).map_err(|e| GuestError::BadPath { path: show(path), reason: format!("{e:?}") })?;
-        let m = self.fs.symlink_metadata(p).map_err(|e| Self::ext4_err(path, e))?;
+        let p = ext4_view::Path::try_from(path).map_err(|e| GuestError::BadPath {
+            path: show(path),
+            reason: format!("{e:?}"),
+        })?;
+        let m = self
+            .fs
+            .symlink_metadata(p)
+            .map_err(|e| Self::ext4_err(path, e))?;
         let mode = m.mode();
-        let kind = if m.is_symlink() { FileKind::Symlink } else if m.is_dir() { FileKind::Dir } else { FileKind::from_mode(mode) };
-        Ok(Stat { kind, mode: mode & 0o7777, uid: m.uid(), gid: m.gid(), size: m.len() })
+        let kind = if m.is_symlink() {
+            FileKind::Symlink
+        } else if m.is_dir() {
+            FileKind::Dir
+        } else {
+            FileKind::from_mode(mode)
+        };
+        Ok(Stat {
+            kind,
+            mode: mode & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            size: m.len(),
+        })
     }
 
     fn read_link_resolved(&self, path: &[u8]) -> Result<Vec<u8>, GuestError> {
-        let p = ext4_view::Path::try_from(path).map_err(|e| GuestError::BadPath { path: show(path), reason: format!("{e:?}") })?;
+        let p = ext4_view::Path::try_from(path).map_err(|e| GuestError::BadPath {
+            path: show(path),
+            reason: format!("{e:?}"),
+        })?;
         let target = self.fs.read_link(p).map_err(|e| Self::ext4_err(path, e))?;
         Ok(target.as_ref().to_vec())
     }
@@ -201,7 +237,8 @@ impl Guest {
     /// Resolves `path` inside the guest to a path with no symlink in it (or, with
     /// `follow_last == false`, none before its last component). Never leaves the guest root.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Result<String, GuestError> {
-        self.resolve_bytes(path.as_bytes(), follow_last).map(|p| show(&p))
+        self.resolve_bytes(path.as_bytes(), follow_last)
+            .map(|p| show(&p))
     }
 
     fn resolve_bytes(&self, path: &[u8], follow_last: bool) -> Result<Vec<u8>, GuestError> {
@@ -222,7 +259,9 @@ impl Guest {
             stack.push(c);
             let candidate = join(&stack);
             let st = self.lstat_resolved(&candidate).map_err(|e| match e {
-                GuestError::NotFound { .. } | GuestError::NotADirectory { .. } => GuestError::NotFound { path: show(path) },
+                GuestError::NotFound { .. } | GuestError::NotADirectory { .. } => {
+                    GuestError::NotFound { path: show(path) }
+                }
                 other => other,
             })?;
             let is_last = queue.iter().all(|c| c.is_empty() || c == b".");
@@ -240,7 +279,9 @@ impl Guest {
                     queue.insert(i, part.to_vec());
                 }
             } else if st.kind != FileKind::Dir && st.kind != FileKind::Symlink && !is_last {
-                return Err(GuestError::NotADirectory { path: show(&candidate) });
+                return Err(GuestError::NotADirectory {
+                    path: show(&candidate),
+                });
             }
         }
         Ok(join(&stack))
@@ -273,19 +314,52 @@ impl Guest {
         let r = self.resolve_bytes(path.as_bytes(), true)?;
         let st = self.lstat_resolved(&r)?;
         if st.kind == FileKind::Dir {
-            return Err(GuestError::IsADirectory { path: path.to_string() });
+            return Err(GuestError::IsADirectory {
+                path: path.to_string(),
+            });
         }
         if st.size > MAX_READ {
-            return Err(GuestError::TooLarge { path: path.to_string() });
+            return Err(GuestError::TooLarge {
+                path: path.to_string(),
+            });
         }
-        let p = ext4_view::Path::try_from(&r[..]).map_err(|e| GuestError::BadPath { path: show(&r), reason: format!("{e:?}") })?;
+        let p = ext4_view::Path::try_from(&r[..]).map_err(|e| GuestError::BadPath {
+            path: show(&r),
+            reason: format!("{e:?}"),
+        })?;
         self.fs.read(p).map_err(|e| Self::ext4_err(&r, e))
     }
 
     /// The entries of the directory at `path`, sorted by name, without `.` and `..`.
     pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, GuestError> {
+        let (r, names) = self.dir_names(path)?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let mut full = if r == b"/" { Vec::new() } else { r.clone() };
+            full.push(b'/');
+            full.extend_from_slice(&name);
+            let stat = self.lstat_resolved(&full)?;
+            let link_target = if stat.kind == FileKind::Symlink {
+                Some(show(&self.read_link_resolved(&full)?))
+            } else {
+                None
+            };
+            out.push(DirEntry {
+                name: show(&name),
+                stat,
+                link_target,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The resolved directory and its entry names, sorted, without `.` and `..`.
+    fn dir_names(&self, path: &str) -> Result<(Vec<u8>, Vec<Vec<u8>>), GuestError> {
         let r = self.resolve_bytes(path.as_bytes(), true)?;
-        let p = ext4_view::Path::try_from(&r[..]).map_err(|e| GuestError::BadPath { path: show(&r), reason: format!("{e:?}") })?;
+        let p = ext4_view::Path::try_from(&r[..]).map_err(|e| GuestError::BadPath {
+            path: show(&r),
+            reason: format!("{e:?}"),
+        })?;
         let iter = self.fs.read_dir(p).map_err(|e| Self::ext4_err(&r, e))?;
         let mut names: Vec<Vec<u8>> = Vec::new();
         for entry in iter {
@@ -296,20 +370,13 @@ impl Guest {
             }
         }
         names.sort();
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            let mut full = if r == b"/" { Vec::new() } else { r.clone() };
-            full.push(b'/');
-            full.extend_from_slice(&name);
-            let stat = self.lstat_resolved(&full)?;
-            let link_target = if stat.kind == FileKind::Symlink { Some(show(&self.read_link_resolved(&full)?)) } else { None };
-            out.push(DirEntry { name: show(&name), stat, link_target });
-        }
-        Ok(out)
+        Ok((r, names))
     }
 
     /// The names in a directory, or nothing if it does not exist (inspection helpers).
     pub fn names_in(&self, path: &str) -> Vec<String> {
-        self.read_dir(path).map(|v| v.into_iter().map(|e| e.name).collect()).unwrap_or_default()
+        self.dir_names(path)
+            .map(|(_, v)| v.iter().map(|n| show(n)).collect())
+            .unwrap_or_default()
     }
 }

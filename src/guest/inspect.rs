@@ -77,7 +77,9 @@ pub fn parse_os_release(text: &str) -> OsRelease {
         if line.starts_with('#') {
             continue;
         }
-        let Some((key, raw)) = line.split_once('=') else { continue };
+        let Some((key, raw)) = line.split_once('=') else {
+            continue;
+        };
         let value = unquote(raw.trim());
         let slot = match key.trim() {
             "ID" => &mut os.id,
@@ -95,7 +97,10 @@ pub fn parse_os_release(text: &str) -> OsRelease {
 
 fn unquote(v: &str) -> String {
     let bytes = v.as_bytes();
-    if bytes.len() >= 2 && (bytes[0] == b'"' || bytes[0] == b'\'') && bytes[bytes.len() - 1] == bytes[0] {
+    if bytes.len() >= 2
+        && (bytes[0] == b'"' || bytes[0] == b'\'')
+        && bytes[bytes.len() - 1] == bytes[0]
+    {
         let inner = &v[1..v.len() - 1];
         if bytes[0] == b'"' {
             let mut out = String::new();
@@ -127,7 +132,11 @@ fn os_release(g: &Guest) -> Option<OsRelease> {
 fn python_version_of(name: &str) -> Option<String> {
     let rest = name.strip_prefix("python")?;
     let (major, minor) = rest.split_once('.')?;
-    if major.is_empty() || minor.is_empty() || !major.bytes().all(|b| b.is_ascii_digit()) || !minor.bytes().all(|b| b.is_ascii_digit()) {
+    if major.is_empty()
+        || minor.is_empty()
+        || !major.bytes().all(|b| b.is_ascii_digit())
+        || !minor.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     Some(format!("{major}.{minor}"))
@@ -177,7 +186,10 @@ const LIB_DIRS: &[&str] = &[
 fn glibc(g: &Guest) -> Option<String> {
     for dir in LIB_DIRS {
         for name in g.names_in(dir) {
-            if let Some(v) = name.strip_prefix("libc-").and_then(|r| r.strip_suffix(".so")) {
+            if let Some(v) = name
+                .strip_prefix("libc-")
+                .and_then(|r| r.strip_suffix(".so"))
+            {
                 if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
                     return Some(v.to_string());
                 }
@@ -200,8 +212,13 @@ fn banner_version(bytes: &[u8]) -> Option<String> {
     let needle = b"release version ";
     let pos = bytes.windows(needle.len()).position(|w| w == needle)?;
     let rest = &bytes[pos + needle.len()..];
-    let end = rest.iter().position(|&b| !(b.is_ascii_digit() || b == b'.')).unwrap_or(rest.len());
-    let v = std::str::from_utf8(&rest[..end]).ok()?.trim_end_matches('.');
+    let end = rest
+        .iter()
+        .position(|&b| !(b.is_ascii_digit() || b == b'.'))
+        .unwrap_or(rest.len());
+    let v = std::str::from_utf8(&rest[..end])
+        .ok()?
+        .trim_end_matches('.');
     (!v.is_empty() && v.contains('.')).then(|| v.to_string())
 }
 
@@ -212,7 +229,11 @@ pub fn elf_architecture(h: &[u8]) -> Option<String> {
     }
     let class64 = h[4] == 2;
     let little = h[5] == 1;
-    let machine = if little { u16::from_le_bytes([h[18], h[19]]) } else { u16::from_be_bytes([h[18], h[19]]) };
+    let machine = if little {
+        u16::from_le_bytes([h[18], h[19]])
+    } else {
+        u16::from_be_bytes([h[18], h[19]])
+    };
     let arch = match (machine, class64, little) {
         (0x3E, true, _) => "x86_64",
         (0x03, false, _) => "i686",
@@ -229,7 +250,9 @@ pub fn elf_architecture(h: &[u8]) -> Option<String> {
 
 fn architecture(g: &Guest) -> Option<(String, String)> {
     for p in ["/bin/sh", "/usr/bin/env", "/sbin/init", "/bin/ls"] {
-        let Ok(resolved) = g.resolve(p, true) else { continue };
+        let Ok(resolved) = g.resolve(p, true) else {
+            continue;
+        };
         if let Ok(bytes) = g.read(&resolved) {
             if let Some(a) = elf_architecture(&bytes[..bytes.len().min(64)]) {
                 return Some((a, resolved));
@@ -268,8 +291,12 @@ fn init_system(g: &Guest) -> Option<String> {
 /// `22.4.2` from `cloud_init-22.4.2.egg-info`, `cloud_init-23.1-py3.11.egg-info` or
 /// `cloud_init-24.1.dist-info`.
 fn cloud_init_version_of(name: &str) -> Option<String> {
-    let rest = name.strip_prefix("cloud_init-").or_else(|| name.strip_prefix("cloud-init-"))?;
-    let rest = rest.strip_suffix(".egg-info").or_else(|| rest.strip_suffix(".dist-info"))?;
+    let rest = name
+        .strip_prefix("cloud_init-")
+        .or_else(|| name.strip_prefix("cloud-init-"))?;
+    let rest = rest
+        .strip_suffix(".egg-info")
+        .or_else(|| rest.strip_suffix(".dist-info"))?;
     let v = rest.split("-py").next()?;
     (!v.is_empty()).then(|| v.to_string())
 }
@@ -285,13 +312,19 @@ fn cloud_init(g: &Guest, python: &PythonInfo) -> Option<CloudInit> {
     for dir in &dirs {
         for name in g.names_in(dir) {
             if let Some(version) = cloud_init_version_of(&name) {
-                return Some(CloudInit { version: Some(version), found_at: format!("{dir}/{name}") });
+                return Some(CloudInit {
+                    version: Some(version),
+                    found_at: format!("{dir}/{name}"),
+                });
             }
         }
     }
     for p in ["/usr/bin/cloud-init", "/usr/local/bin/cloud-init"] {
         if g.exists(p) {
-            return Some(CloudInit { version: None, found_at: p.to_string() });
+            return Some(CloudInit {
+                version: None,
+                found_at: p.to_string(),
+            });
         }
     }
     None
@@ -315,7 +348,10 @@ mod tests {
         let os = parse_os_release("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID='12'\n# ID=x\nNAME=\"a \\\"q\\\"\"\n");
         assert_eq!(os.id.as_deref(), Some("debian"));
         assert_eq!(os.version_id.as_deref(), Some("12"));
-        assert_eq!(os.pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(
+            os.pretty_name.as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
         assert_eq!(os.name.as_deref(), Some("a \"q\""));
     }
 
@@ -324,10 +360,25 @@ mod tests {
         assert_eq!(python_version_of("python3.11").as_deref(), Some("3.11"));
         assert_eq!(python_version_of("python3"), None);
         assert_eq!(python_version_of("python3.11-config"), None);
-        assert_eq!(cloud_init_version_of("cloud_init-22.4.2.egg-info").as_deref(), Some("22.4.2"));
-        assert_eq!(cloud_init_version_of("cloud_init-23.1-py3.11.egg-info").as_deref(), Some("23.1"));
-        assert_eq!(cloud_init_version_of("cloud_init-24.1.dist-info").as_deref(), Some("24.1"));
-        assert_eq!(banner_version(b"xx GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\n").as_deref(), Some("2.36"));
+        assert_eq!(
+            cloud_init_version_of("cloud_init-22.4.2.egg-info").as_deref(),
+            Some("22.4.2")
+        );
+        assert_eq!(
+            cloud_init_version_of("cloud_init-23.1-py3.11.egg-info").as_deref(),
+            Some("23.1")
+        );
+        assert_eq!(
+            cloud_init_version_of("cloud_init-24.1.dist-info").as_deref(),
+            Some("24.1")
+        );
+        assert_eq!(
+            banner_version(
+                b"xx GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\n"
+            )
+            .as_deref(),
+            Some("2.36")
+        );
         let mut elf = vec![0u8; 64];
         elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
         elf[18] = 0x3E;

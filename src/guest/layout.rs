@@ -61,11 +61,22 @@ pub enum LayoutError {
 pub fn open(path: &Path) -> Result<Layout, LayoutError> {
     let (dev, info) = disk::open_image_with_info(path, Access::ReadOnly)?;
     let device: Rc<dyn BlockDevice> = Rc::from(dev);
-    let table = partition::scan(&*device).map_err(|source| LayoutError::Partition { path: path.display().to_string(), source })?;
+    let table = partition::scan(&*device).map_err(|source| LayoutError::Partition {
+        path: path.display().to_string(),
+        source,
+    })?;
     let regions = probe_regions(&*device, &table);
     let mut problems = Vec::new();
     let (root, guest) = find_root(&device, &table, &regions, &mut problems);
-    Ok(Layout { device, info, table, regions, root, guest, problems })
+    Ok(Layout {
+        device,
+        info,
+        table,
+        regions,
+        root,
+        guest,
+        problems,
+    })
 }
 
 /// Probes each partition (a read-only window of the device) for its filesystem.
@@ -77,7 +88,12 @@ pub fn probe_regions(dev: &dyn BlockDevice, table: &PartitionTable) -> Vec<Regio
             let info: Option<FsInfo> = if p.type_name == "Extended" {
                 None
             } else {
-                ReadOnlyWindow { dev, start: p.start, len: p.size }.probe()
+                ReadOnlyWindow {
+                    dev,
+                    start: p.start,
+                    len: p.size,
+                }
+                .probe()
             };
             RegionReport {
                 partition: p.clone(),
@@ -111,7 +127,10 @@ impl BlockDevice for ReadOnlyWindow<'_> {
         self.dev.read_at(buf, self.start + offset)
     }
     fn write_at(&mut self, _buf: &[u8], _offset: u64) -> std::io::Result<()> {
-        Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only window"))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "read-only window",
+        ))
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -139,19 +158,38 @@ pub fn find_root(
         }
     };
     let whole = table.kind == TableKind::None;
-    let describe = |r: &RegionReport| if whole { "the whole disk (no partition table)".to_string() } else { format!("partition {}", r.partition.index) };
+    let describe = |r: &RegionReport| {
+        if whole {
+            "the whole disk (no partition table)".to_string()
+        } else {
+            format!("partition {}", r.partition.index)
+        }
+    };
 
     if let Some((p, reason)) = partition::find_root_by_type(table) {
         if let Some(r) = regions.iter().find(|r| r.partition.index == p.index) {
             if let Some(fs) = r.filesystem {
                 let guest = if fs.is_ext() { load(r, problems) } else { None };
-                return (Some(RootChoice { partition: p.index, filesystem: fs, reason }), guest);
+                return (
+                    Some(RootChoice {
+                        partition: p.index,
+                        filesystem: fs,
+                        reason,
+                    }),
+                    guest,
+                );
             }
-            problems.push(format!("partition {} has a Linux root type but no filesystem graft recognises", p.index));
+            problems.push(format!(
+                "partition {} has a Linux root type but no filesystem graft recognises",
+                p.index
+            ));
         }
     }
 
-    let ext: Vec<&RegionReport> = regions.iter().filter(|r| r.filesystem.is_some_and(FsKind::is_ext)).collect();
+    let ext: Vec<&RegionReport> = regions
+        .iter()
+        .filter(|r| r.filesystem.is_some_and(FsKind::is_ext))
+        .collect();
     let mut with_os: Vec<(&RegionReport, Guest)> = Vec::new();
     for r in &ext {
         if let Some(g) = load(r, problems) {
@@ -163,44 +201,112 @@ pub fn find_root(
     if !with_os.is_empty() {
         let n = with_os.len();
         let total_ext = ext.len();
-        with_os.sort_by_key(|(r, _)| std::cmp::Reverse((r.partition.size, std::cmp::Reverse(r.partition.index))));
+        with_os.sort_by_key(|(r, _)| {
+            std::cmp::Reverse((r.partition.size, std::cmp::Reverse(r.partition.index)))
+        });
         let (r, g) = with_os.into_iter().next().unwrap();
         let fs = r.filesystem.unwrap();
         let reason = if n == 1 && total_ext == 1 {
-            format!("{} holds the only {} filesystem, and it has /etc/os-release", describe(r), fs.name())
+            format!(
+                "{} holds the only {} filesystem, and it has /etc/os-release",
+                describe(r),
+                fs.name()
+            )
         } else if n == 1 {
-            format!("{} is the only one of {total_ext} ext filesystems with /etc/os-release", describe(r))
+            format!(
+                "{} is the only one of {total_ext} ext filesystems with /etc/os-release",
+                describe(r)
+            )
         } else {
-            format!("{} is the largest of {n} filesystems with /etc/os-release", describe(r))
+            format!(
+                "{} is the largest of {n} filesystems with /etc/os-release",
+                describe(r)
+            )
         };
-        return (Some(RootChoice { partition: r.partition.index, filesystem: fs, reason }), Some(g));
+        return (
+            Some(RootChoice {
+                partition: r.partition.index,
+                filesystem: fs,
+                reason,
+            }),
+            Some(g),
+        );
     }
 
-    let linux: Vec<&RegionReport> = regions.iter().filter(|r| r.filesystem.is_some_and(FsKind::is_linux_root_capable)).collect();
+    let linux: Vec<&RegionReport> = regions
+        .iter()
+        .filter(|r| r.filesystem.is_some_and(FsKind::is_linux_root_capable))
+        .collect();
     if linux.len() == 1 {
         let r = linux[0];
         let fs = r.filesystem.unwrap();
         let reason = if fs.is_ext() {
-            format!("{} holds the only Linux filesystem ({}), though it has no /etc/os-release", describe(r), fs.name())
+            format!(
+                "{} holds the only Linux filesystem ({}), though it has no /etc/os-release",
+                describe(r),
+                fs.name()
+            )
         } else {
-            format!("{} holds the only Linux filesystem ({}); graft cannot read {} yet", describe(r), fs.name(), fs.name())
+            format!(
+                "{} holds the only Linux filesystem ({}); graft cannot read {} yet",
+                describe(r),
+                fs.name(),
+                fs.name()
+            )
         };
         let guest = if fs.is_ext() { load(r, problems) } else { None };
-        return (Some(RootChoice { partition: r.partition.index, filesystem: fs, reason }), guest);
+        return (
+            Some(RootChoice {
+                partition: r.partition.index,
+                filesystem: fs,
+                reason,
+            }),
+            guest,
+        );
     }
     if linux.is_empty() {
-        problems.push("no Linux filesystem found in any partition".into());
+        let hidden: Vec<String> = regions
+            .iter()
+            .filter(|r| matches!(r.filesystem, Some(FsKind::LvmPv | FsKind::Luks)))
+            .map(|r| {
+                format!(
+                    "partition {} is {}",
+                    r.partition.index,
+                    r.filesystem.unwrap().name()
+                )
+            })
+            .collect();
+        if hidden.is_empty() {
+            problems.push("no Linux filesystem found in any partition".into());
+        } else {
+            problems.push(format!(
+                "no Linux filesystem found directly; {} (graft reads neither LVM nor LUKS)",
+                hidden.join(", ")
+            ));
+        }
     } else {
-        problems.push(format!("{} Linux filesystems and none has /etc/os-release: cannot tell which is the root", linux.len()));
+        problems.push(format!(
+            "{} Linux filesystems and none has /etc/os-release: cannot tell which is the root",
+            linux.len()
+        ));
     }
     (None, None)
 }
 
 /// The root filesystem's region as a writable window of `dev` (for writers).
-pub fn root_region<'a>(dev: &'a mut dyn BlockDevice, regions: &[RegionReport], root: &RootChoice) -> std::io::Result<Region<'a>> {
+pub fn root_region<'a>(
+    dev: &'a mut dyn BlockDevice,
+    regions: &[RegionReport],
+    root: &RootChoice,
+) -> std::io::Result<Region<'a>> {
     let r = regions
         .iter()
         .find(|r| r.partition.index == root.partition)
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "root partition not in the table"))?;
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "root partition not in the table",
+            )
+        })?;
     Region::new(dev, r.partition.start, r.partition.size)
 }

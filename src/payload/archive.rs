@@ -26,8 +26,11 @@ use thiserror::Error;
 
 use super::tree::{Entry, Node, Tree};
 
-/// The deflate level of the payload: miniz_oxide's default, a fair trade of size for time.
-pub const GZIP_LEVEL: u32 = 6;
+/// The deflate level of the payload. Measured on the debian-12 Heat agent (84 MB of
+/// files): level 5 gives 23.0 MB for 2.1 s of CPU, level 6 22.7 MB for 3.2 s, level 9
+/// 22.6 MB for 6.1 s, level 4 23.2 MB for 1.8 s. Part of the format: changing it changes
+/// every payload's bytes.
+pub const GZIP_LEVEL: u32 = 5;
 
 /// At most this many members are read from one archive.
 const MAX_MEMBERS: usize = 1_000_000;

@@ -82,22 +82,43 @@ impl PackageIndex {
     /// The index pip would use: explicit flag > `PIP_INDEX_URL` > pip's config files >
     /// pip's own built-in default (asked of the host's pip, so that graft names no host).
     pub fn discover(explicit: Option<&str>, python: &Path) -> Result<PackageIndex, IndexError> {
-        if let Some(url) = explicit.filter(|u| !u.is_empty()) {
-            return PackageIndex::new(url);
+        let given = explicit
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .or_else(|| std::env::var("PIP_INDEX_URL").ok().filter(|u| !u.is_empty()));
+        // pip's configuration also gives the certificates, proxy and timeout; a host
+        // without pip can still use an explicitly given index.
+        let (url, config) = match given {
+            Some(url) => (url, PipConfig::load(python).ok()),
+            None => {
+                let config = PipConfig::load(python)?;
+                let url = match config.get("index-url") {
+                    Some(u) => u.to_string(),
+                    None => pip_default_index(python)?,
+                };
+                (url, Some(config))
+            }
+        };
+        let index = PackageIndex::new_without_client(&url)?;
+        if index.base.scheme() == "file" {
+            return Ok(index);
         }
-        if let Some(url) = std::env::var("PIP_INDEX_URL").ok().filter(|u| !u.is_empty()) {
-            return PackageIndex::new(&url);
-        }
-        let config = PipConfig::load(python)?;
-        if let Some(url) = config.get("index-url") {
-            return PackageIndex::new(url);
-        }
-        PackageIndex::new(&pip_default_index(python)?)
+        let settings = crate::http::HttpSettings::from_pip(&config.unwrap_or_default());
+        Ok(index.with_client(crate::http::client_with(&settings)?))
     }
 
-    /// An index at `simple_url` (`http://`, `https://` or `file://`).
+    /// An index at `simple_url` (`http://`, `https://` or `file://`), reached with
+    /// [`crate::http::client`].
     pub fn new(simple_url: &str) -> Result<PackageIndex, IndexError> {
-        let bad = |message: &str| IndexError::BadUrl { url: simple_url.to_string(), message: message.to_string() };
+        let index = PackageIndex::new_without_client(simple_url)?;
+        if index.base.scheme() == "file" {
+            return Ok(index);
+        }
+        Ok(index.with_client(crate::http::client()?))
+    }
+
+    fn new_without_client(simple_url: &str) -> Result<PackageIndex, IndexError> {
+        let bad = |message: &str| IndexError::BadUrl { url: redact(simple_url), message: message.to_string() };
         let mut base = Url::parse(simple_url.trim()).map_err(|e| bad(&e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https" | "file") {
             return Err(bad("only http://, https:// and file:// indexes are supported"));
@@ -110,8 +131,7 @@ impl PackageIndex {
             base.set_path(&path);
         }
         base.set_fragment(None);
-        let client = if base.scheme() == "file" { None } else { Some(crate::http::client()?) };
-        Ok(PackageIndex { base, client })
+        Ok(PackageIndex { base, client: None })
     }
 
     /// The same index with an explicit client (tests, or settings not from pip).
@@ -127,18 +147,23 @@ impl PackageIndex {
         self.base.as_str()
     }
 
+    /// The base URL for messages: without a password.
+    pub fn display_url(&self) -> String {
+        redact(self.base.as_str())
+    }
+
     /// The project page's URL: base + normalised name + `/`.
     pub fn project_url(&self, project: &str) -> Result<Url, IndexError> {
         let name = normalize_name(project);
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
             return Err(IndexError::BadUrl {
-                url: self.base.to_string(),
+                url: redact(self.base.as_str()),
                 message: format!("{project:?} is not a valid distribution name"),
             });
         }
         self.base
             .join(&format!("{name}/"))
-            .map_err(|e| IndexError::BadUrl { url: self.base.to_string(), message: e.to_string() })
+            .map_err(|e| IndexError::BadUrl { url: redact(self.base.as_str()), message: e.to_string() })
     }
 
     /// Every file the index lists for `project`. PEP 691 JSON is asked for first; an
@@ -151,7 +176,7 @@ impl PackageIndex {
         };
         let page_err = |message: String| IndexError::Page {
             project: project.to_string(),
-            url: final_url.to_string(),
+            url: redact(final_url.as_str()),
             message,
         };
         let text = String::from_utf8(body).map_err(|_| page_err("not UTF-8".into()))?;
@@ -170,13 +195,13 @@ impl PackageIndex {
 
     fn read_local_page(&self, project: &str, page_url: &Url) -> Result<(Url, Option<String>, Vec<u8>), IndexError> {
         let dir = page_url.to_file_path().map_err(|_| IndexError::BadUrl {
-            url: page_url.to_string(),
+            url: redact(page_url.as_str()),
             message: "not a local path".into(),
         })?;
         let path = dir.join("index.html");
         match std::fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(IndexError::NotFound { project: project.to_string(), url: page_url.to_string() })
+                return Err(IndexError::NotFound { project: project.to_string(), url: redact(page_url.as_str()) })
             }
             Err(source) => {
                 return Err(IndexError::Local { project: project.to_string(), path: path.display().to_string(), source })
@@ -184,7 +209,7 @@ impl PackageIndex {
             Ok(m) if m.len() > MAX_PAGE_BYTES => {
                 return Err(IndexError::Page {
                     project: project.to_string(),
-                    url: page_url.to_string(),
+                    url: redact(page_url.as_str()),
                     message: format!("{} bytes is more than the {MAX_PAGE_BYTES} graft reads", m.len()),
                 })
             }
@@ -211,10 +236,10 @@ impl PackageIndex {
             .map_err(|e| connect_error(project, page_url, &e))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(IndexError::NotFound { project: project.to_string(), url: page_url.to_string() });
+            return Err(IndexError::NotFound { project: project.to_string(), url: redact(page_url.as_str()) });
         }
         if !status.is_success() {
-            return Err(IndexError::Status { project: project.to_string(), url: page_url.to_string(), status: status.as_u16() });
+            return Err(IndexError::Status { project: project.to_string(), url: redact(page_url.as_str()), status: status.as_u16() });
         }
         let final_url = response.url().clone();
         let content_type = response
@@ -226,11 +251,11 @@ impl PackageIndex {
         response
             .take(MAX_PAGE_BYTES + 1)
             .read_to_end(&mut body)
-            .map_err(|e| IndexError::Connect { project: project.to_string(), url: page_url.to_string(), message: e.to_string() })?;
+            .map_err(|e| IndexError::Connect { project: project.to_string(), url: redact(page_url.as_str()), message: e.to_string() })?;
         if body.len() as u64 > MAX_PAGE_BYTES {
             return Err(IndexError::Page {
                 project: project.to_string(),
-                url: final_url.to_string(),
+                url: redact(final_url.as_str()),
                 message: format!("larger than the {MAX_PAGE_BYTES} bytes graft reads"),
             });
         }
@@ -245,8 +270,8 @@ impl PackageIndex {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, IndexError> {
-        let url = Url::parse(file_url).map_err(|e| IndexError::BadUrl { url: file_url.to_string(), message: e.to_string() })?;
-        let fail = |message: String| IndexError::Download { url: file_url.to_string(), message };
+        let url = Url::parse(file_url).map_err(|e| IndexError::BadUrl { url: redact(file_url), message: e.to_string() })?;
+        let fail = |message: String| IndexError::Download { url: redact(file_url), message };
         let mut reader: Box<dyn Read> = match url.scheme() {
             "file" => {
                 let path = url.to_file_path().map_err(|_| fail("not a local path".into()))?;
@@ -295,7 +320,20 @@ fn connect_error(project: &str, url: &Url, e: &reqwest::Error) -> IndexError {
         source = s.source();
         depth += 1;
     }
-    IndexError::Connect { project: project.to_string(), url: url.to_string(), message }
+    IndexError::Connect { project: project.to_string(), url: redact(url.as_str()), message }
+}
+
+/// `url` with any password replaced by `****`, for messages (pip.conf index URLs may
+/// carry credentials).
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => url.to_string(),
+    }
 }
 
 /// pip's built-in default index, asked of the host's pip so graft's code names no host.
@@ -722,6 +760,15 @@ mod tests {
     }
 
     #[test]
+    fn passwords_stay_out_of_messages() {
+        let index = PackageIndex::new("http://me:s3cret@127.0.0.1:9/simple").unwrap();
+        assert!(index.url().contains("s3cret"), "pip needs the real URL");
+        assert_eq!(index.display_url(), "http://me:****@127.0.0.1:9/simple/");
+        let msg = index.project_files("six").unwrap_err().to_string();
+        assert!(!msg.contains("s3cret") && msg.contains("****"), "{msg}");
+    }
+
+    #[test]
     fn non_index_urls_are_refused() {
         assert!(PackageIndex::new("ftp://x/simple").is_err());
         assert!(PackageIndex::new("not a url").is_err());
@@ -731,9 +778,42 @@ mod tests {
     }
 
     #[test]
+    fn discover_prefers_the_explicit_url_and_works_without_pip_for_it() {
+        let index = PackageIndex::discover(Some("file:///srv/simple"), Path::new("/nonexistent/python3")).unwrap();
+        assert_eq!(index.url(), "file:///srv/simple/");
+        let err = PackageIndex::discover(None, Path::new("/nonexistent/python3"));
+        if std::env::var_os("PIP_INDEX_URL").is_none() {
+            let msg = err.unwrap_err().to_string();
+            assert!(msg.contains("python3-pip"), "{msg}");
+        }
+    }
+
+    #[test]
     fn pip_default_index_comes_from_the_host_pip() {
         // Oracle: pip. Whatever pip's built-in default is, it is an https simple index.
         let url = pip_default_index(&crate::python::pip::default_python()).unwrap();
         assert!(url.starts_with("https://") && url.trim_end_matches('/').ends_with("/simple"), "{url}");
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn html_and_json_parsers_never_panic(text in "(<a href=|<base |['\"#=&;<>/ .a-z0-9]|sha256=|&#x|<!--|-->){0,60}") {
+            let page = Url::parse("https://index.example/simple/x/").unwrap();
+            let _ = parse_html_page(&text, &page);
+            let _ = parse_json_page(&text, &page);
+        }
+
+        #[test]
+        fn any_string_is_safe_for_the_html_parser(text in any::<String>()) {
+            let page = Url::parse("file:///srv/simple/x/").unwrap();
+            let _ = parse_html_page(&text, &page);
+            let _ = normalize_name(&text);
+        }
     }
 }

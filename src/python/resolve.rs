@@ -55,6 +55,11 @@ pub enum LockError {
              only and never builds from source. Pin an older release that has wheels for this \
              target (e.g. add \"{name}<{version}\" to [python] requirements), or drop the target")]
     NoWheel { name: String, version: String, target: String, describe: String, detail: String },
+    /// pip's "No matching distribution found"; `Locker::lock_target` explains it further.
+    #[error("pip found no wheel of {name} that fits target {target} ({describe}); graft installs wheels only")]
+    NoMatch { name: String, target: String, describe: String },
+    #[error("requirement {requirement:?} does not start with a distribution name")]
+    BadRequirement { requirement: String },
     #[error("pip cannot reach the package index {index} while resolving target {target}: {detail}. \
              Is the network up, and is pip's proxy/certificate configuration right? \
              (`graft lock` needs the index; other commands work from the cache with --offline)")]
@@ -193,19 +198,13 @@ fn classify_pip_failure(stderr: &str, index_url: &str, target: &Target, status: 
     ];
     let detail = pip_errors(stderr);
     if let Some(line) = stderr.lines().find(|l| NETWORK.iter().any(|n| l.contains(n))) {
-        return LockError::Network { index: index_url.to_string(), target: target.name.clone(), detail: line.trim().to_string() };
+        return LockError::Network { index: crate::python::index::redact(index_url), target: target.name.clone(), detail: line.trim().to_string() };
     }
     if stderr.contains("ResolutionImpossible") || stderr.contains("conflicting dependencies") {
         return LockError::Conflict { target: target.name.clone(), detail };
     }
     if let Some(name) = no_matching_distribution(stderr) {
-        return LockError::NoWheel {
-            name: name.clone(),
-            version: String::new(),
-            target: target.name.clone(),
-            describe: describe(target),
-            detail: "(to be diagnosed)".into(),
-        };
+        return LockError::NoMatch { name, target: target.name.clone(), describe: describe(target) };
     }
     LockError::PipFailed { target: target.name.clone(), status, detail }
 }
@@ -448,18 +447,16 @@ impl<'a> Locker<'a> {
 
     /// Every requirement's distribution exists on the index (a fast, clear error before
     /// pip runs; also the first contact with the network).
-    pub fn check_requirements_exist(&self, requirements: &[String], target: &str) -> Result<(), LockError> {
+    /// `needed_by` says for whom in the error (`every target`, `target debian-12`).
+    pub fn check_requirements_exist(&self, requirements: &[String], needed_by: &str) -> Result<(), LockError> {
         for r in requirements {
-            let name = requirement_name(r).ok_or_else(|| LockError::Report {
-                target: target.to_string(),
-                message: format!("requirement {r:?} does not start with a distribution name"),
-            })?;
+            let name = requirement_name(r).ok_or_else(|| LockError::BadRequirement { requirement: r.clone() })?;
             match self.files(&name) {
                 Err(IndexError::NotFound { .. }) => {
                     return Err(LockError::NoDistribution {
                         name,
-                        index: self.index.url().to_string(),
-                        target: target.to_string(),
+                        index: self.index.display_url(),
+                        target: needed_by.to_string(),
                     })
                 }
                 Err(e) => return Err(e.into()),
@@ -496,7 +493,7 @@ impl<'a> Locker<'a> {
                     ));
                     pins.retain(|n, _| !drop.contains(n));
                 }
-                Err(LockError::NoWheel { name, .. }) if pins.contains_key(&normalize_name(&name)) && attempts < 3 => {
+                Err(LockError::NoMatch { name, .. }) if pins.contains_key(&normalize_name(&name)) && attempts < 3 => {
                     let name = normalize_name(&name);
                     notes.push(format!(
                         "the locked {name}=={} is not available for this target any more; resolved again without that pin",
@@ -504,17 +501,11 @@ impl<'a> Locker<'a> {
                     ));
                     pins.remove(&name);
                 }
-                Err(LockError::NoWheel { name, target: t, describe, .. }) => {
-                    return Err(self.diagnose_no_wheel(&name, target).unwrap_or_else(|e| match e {
-                        LockError::NoWheel { .. } | LockError::NoDistribution { .. } => e,
-                        _ => LockError::NoWheel {
-                            name: name.clone(),
-                            version: "the newest release".into(),
-                            target: t,
-                            describe,
-                            detail: "pip found no matching wheel".into(),
-                        },
-                    }))
+                Err(LockError::NoMatch { name, .. }) => {
+                    // The explanation, or the error that kept graft from finding one.
+                    return Err(match self.diagnose_no_wheel(&name, target) {
+                        Ok(e) | Err(e) => e,
+                    });
                 }
                 Err(e) => return Err(e),
             }
@@ -532,7 +523,7 @@ impl<'a> Locker<'a> {
             Err(IndexError::NotFound { .. }) => {
                 return Ok(LockError::NoDistribution {
                     name: name.to_string(),
-                    index: self.index.url().to_string(),
+                    index: self.index.display_url(),
                     target: format!("target {}", target.name),
                 })
             }
@@ -595,7 +586,7 @@ impl<'a> Locker<'a> {
                 name: dist.name.clone(),
                 filename: dist.filename.clone(),
                 target: target.name.clone(),
-                index: self.index.url().to_string(),
+                index: self.index.display_url(),
             });
         };
         let (sha256, size) = self.hash_and_size(entry, dist.sha256.as_deref(), "pip's report")?;
@@ -662,7 +653,7 @@ impl<'a> Locker<'a> {
         let req = SimpleRequirement::parse(requirement).map_err(|m| err(format!("requirement: {m}")))?;
         let files = match self.files(&req.name) {
             Err(IndexError::NotFound { .. }) => {
-                return Err(err(format!("no distribution named {:?} on the package index {}", req.name, self.index.url())))
+                return Err(err(format!("no distribution named {:?} on the package index {}", req.name, self.index.display_url())))
             }
             other => other?,
         };
@@ -809,7 +800,7 @@ mod tests {
         let nomatch = "ERROR: Could not find a version that satisfies the requirement Foo_Bar>=2 (from versions: none)\n\
                        ERROR: No matching distribution found for Foo_Bar>=2\n";
         match classify_pip_failure(nomatch, "u", &t, "1".into()) {
-            LockError::NoWheel { name, .. } => assert_eq!(name, "foo-bar"),
+            LockError::NoMatch { name, .. } => assert_eq!(name, "foo-bar"),
             other => panic!("{other:?}"),
         }
         let net = "WARNING: Retrying (Retry(total=0)) after connection broken by 'NewConnectionError(...)': /simple/six/\n\

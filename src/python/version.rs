@@ -332,3 +332,23 @@ mod tests {
         assert_eq!(ours, expected);
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn version_and_specifier_parsers_never_panic(text in "[0-9a-z.!+*_<>=~, -]{0,40}") {
+            if let Some(v) = Version::parse(&text) {
+                // What parses has a normalised form that parses to the same version.
+                let again = Version::parse(&v.to_string()).unwrap();
+                prop_assert_eq!(again.cmp(&v), std::cmp::Ordering::Equal);
+            }
+            if let Ok(r) = SimpleRequirement::parse(&format!("x{text}")) {
+                let _ = r.matches(&Version::parse("1.0").unwrap());
+            }
+        }
+    }
+}

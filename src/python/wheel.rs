@@ -434,7 +434,7 @@ fn check_record(
             "sha512" => urlsafe_b64_nopad(&Sha512::digest(&member.data)),
             other => return Err(err(path, format!("RECORD hash algorithm {other:?} is not sha256, sha384 or sha512"))),
         };
-        if &actual != expected.trim_end_matches('=') {
+        if actual != expected.trim_end_matches('=') {
             return Err(err(path, format!("RECORD says {algo}={expected}, the contents hash to {algo}={actual}")));
         }
         if let Some(size) = row.size {

@@ -113,7 +113,11 @@ pub fn qemu_format(image: &Path) -> String {
     {
         return "vpc".to_string();
     }
-    let out = run_ok(Command::new("qemu-img").args(["info", "--output=json"]).arg(image));
+    let out = run_ok(
+        Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(image),
+    );
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("qemu-img info JSON");
     info["format"]
         .as_str()
@@ -218,7 +222,10 @@ pub fn heat_deployment_seed(id: &str, script: &str) -> (String, String) {
              "/usr/local/sbin/graft-wait-for-deployment"],
         ],
     });
-    (cloud_config(&config), meta_data(&format!("graft-heat-{id}")))
+    (
+        cloud_config(&config),
+        meta_data(&format!("graft-heat-{id}")),
+    )
 }
 
 /// A `#cloud-config` document. YAML is a superset of JSON, so JSON needs no YAML quoting.
@@ -267,24 +274,25 @@ static KVM_FAILED: AtomicBool = AtomicBool::new(false);
 /// Boots `image` with the Debian fixture's kernel and initramfs (see [`boot_with_kernel`]).
 pub fn boot(image: &Path, seed: &Path, timeout: Duration) -> BootResult {
     let fixture = debian_image();
-    boot_with_kernel(image, &fixture.kernel, &fixture.initrd, seed, timeout)
+    boot_with_kernel(image, &fixture.kernel, &fixture.initrd, seed, timeout, "")
 }
 
 /// Boots `image` under QEMU until the guest powers off or `timeout` passes. The guest
 /// writes to a fresh qcow2 overlay ([`BootResult::disk`]), never to `image`.
+/// `extra_append` is added to the kernel command line.
 pub fn boot_with_kernel(
     image: &Path,
     kernel: &Path,
     initrd: &Path,
     seed: &Path,
     timeout: Duration,
+    extra_append: &str,
 ) -> BootResult {
     let dir = tempfile::Builder::new()
         .prefix("graft-boot-")
         .tempdir()
         .expect("tempdir");
-    let image = std::fs::canonicalize(image)
-        .unwrap_or_else(|e| panic!("{}: {e}", image.display()));
+    let image = std::fs::canonicalize(image).unwrap_or_else(|e| panic!("{}: {e}", image.display()));
     let disk = dir.path().join("disk.qcow2");
     run_ok(
         Command::new("qemu-img")
@@ -299,6 +307,9 @@ pub fn boot_with_kernel(
     // boot.sh's stall timeout each time).
     if std::env::var_os("GRAFT_BOOT_ACCEL").is_none() && KVM_FAILED.load(Ordering::Relaxed) {
         cmd.env("GRAFT_BOOT_ACCEL", "tcg");
+    }
+    if !extra_append.is_empty() {
+        cmd.env("GRAFT_BOOT_APPEND", extra_append);
     }
     let out = cmd
         .arg("--write")
@@ -385,7 +396,9 @@ impl GuestFs {
         let root = has_type(GPT_TYPE_ROOT_X86_64)
             .or_else(|| has_type(GPT_TYPE_LINUX_FS))
             .unwrap_or_else(|| panic!("{}: no Linux root partition in {table}", image.display()));
-        let sector = table["partitiontable"]["sectorsize"].as_u64().unwrap_or(512);
+        let sector = table["partitiontable"]["sectorsize"]
+            .as_u64()
+            .unwrap_or(512);
         let start = root["start"].as_u64().expect("partition start") * sector;
         let size = root["size"].as_u64().expect("partition size") * sector;
         let partition = dir.path().join("root.ext4");
@@ -506,7 +519,9 @@ fn copy_range_sparse(src: &Path, offset: u64, len: u64, dst: &Path) {
                 .seek(SeekFrom::Current(want as i64))
                 .expect("seek partition file");
         } else {
-            output.write_all(&buf[..want]).expect("write partition file");
+            output
+                .write_all(&buf[..want])
+                .expect("write partition file");
         }
         done += want as u64;
     }

@@ -14,7 +14,10 @@ pub const ROOT_START: u64 = 10240 * 512;
 pub const ROOT_MB: u64 = 32;
 
 pub fn run(cmd: &str, args: &[&str]) -> Output {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("running {cmd}: {e}"));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd}: {e}"));
     assert!(
         out.status.success(),
         "{cmd} {args:?} failed: {}\n{}",
@@ -33,9 +36,18 @@ pub fn run_stdin(cmd: &str, args: &[&str], input: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn p(path: &Path) -> &str {
@@ -70,10 +82,18 @@ pub fn guest_tree(dir: &Path) -> PathBuf {
     std::os::unix::fs::symlink("usr/bin", t.join("bin")).unwrap();
     std::fs::write(t.join("usr/bin/python3.11"), "not really python\n").unwrap();
     std::os::unix::fs::symlink("python3.11", t.join("usr/bin/python3")).unwrap();
-    std::fs::write(t.join("usr/lib/x86_64-linux-gnu/libc.so.6"), b"\x7fELF...GNU C Library (Debian GLIBC 2.36-9+deb12u4) stable release version 2.36.\n").unwrap();
+    std::fs::write(
+        t.join("usr/lib/x86_64-linux-gnu/libc.so.6"),
+        b"\x7fELF...GNU C Library (Debian GLIBC 2.36-9+deb12u4) stable release version 2.36.\n",
+    )
+    .unwrap();
     std::fs::write(t.join("usr/lib/systemd/systemd"), "systemd\n").unwrap();
     std::os::unix::fs::symlink("/usr/lib/systemd/systemd", t.join("sbin/init")).unwrap();
-    std::fs::write(t.join("etc/selinux/config"), "# comment\nSELINUX=disabled\nSELINUXTYPE=targeted\n").unwrap();
+    std::fs::write(
+        t.join("etc/selinux/config"),
+        "# comment\nSELINUX=disabled\nSELINUXTYPE=targeted\n",
+    )
+    .unwrap();
     // Links that try to leave the root: they must stay inside the guest.
     std::os::unix::fs::symlink("../../../../etc/hostname", t.join("etc/escape")).unwrap();
     std::fs::write(t.join("etc/hostname"), "guest-host\n").unwrap();
@@ -86,8 +106,14 @@ pub fn guest_tree(dir: &Path) -> PathBuf {
 pub fn root_fs(dir: &Path) -> PathBuf {
     let tree = guest_tree(dir);
     let img = dir.join("root.ext4");
-    std::fs::File::create(&img).unwrap().set_len(ROOT_MB << 20).unwrap();
-    run("mkfs.ext4", &["-q", "-F", "-L", "groot", "-d", p(&tree), p(&img)]);
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(ROOT_MB << 20)
+        .unwrap();
+    run(
+        "mkfs.ext4",
+        &["-q", "-F", "-L", "groot", "-d", p(&tree), p(&img)],
+    );
     img
 }
 
@@ -107,7 +133,10 @@ pub fn raw_disk(dir: &Path, table: Table) -> PathBuf {
         return root;
     }
     let disk = dir.join("disk.raw");
-    std::fs::File::create(&disk).unwrap().set_len(DISK_MB << 20).unwrap();
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(DISK_MB << 20)
+        .unwrap();
     let root_sectors = (ROOT_MB << 20) / 512;
     let script = match table {
         Table::Gpt => format!(
@@ -127,13 +156,21 @@ pub fn raw_disk(dir: &Path, table: Table) -> PathBuf {
     if table == Table::Gpt {
         let esp = dir.join("esp.vfat");
         run("mkfs.vfat", &["-C", p(&esp), "4096"]);
-        f.write_all_at(&std::fs::read(&esp).unwrap(), 2048 * 512).unwrap();
+        f.write_all_at(&std::fs::read(&esp).unwrap(), 2048 * 512)
+            .unwrap();
     }
     if table == Table::Mbr {
         let swap = dir.join("swap.img");
-        std::fs::File::create(&swap).unwrap().set_len(4096 * 512).unwrap();
+        std::fs::File::create(&swap)
+            .unwrap()
+            .set_len(4096 * 512)
+            .unwrap();
         run("mkswap", &["-L", "sw", p(&swap)]);
-        f.write_all_at(&std::fs::read(&swap).unwrap(), (10240 + root_sectors + 2048) * 512).unwrap();
+        f.write_all_at(
+            &std::fs::read(&swap).unwrap(),
+            (10240 + root_sectors + 2048) * 512,
+        )
+        .unwrap();
     }
     disk
 }
@@ -148,17 +185,46 @@ pub fn convert(src: &Path, dst: &Path, fmt: &str, extra: &[&str]) {
 
 /// `qemu-img check` exits 0 and reports no errors or leaks.
 pub fn assert_qemu_check_clean(img: &Path) {
-    let out = Command::new("qemu-img").args(["check", p(img)]).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("No errors were found"), "qemu-img check {}: {text}", img.display());
+    let out = Command::new("qemu-img")
+        .args(["check", p(img)])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("No errors were found"),
+        "qemu-img check {}: {text}",
+        img.display()
+    );
 }
 
 /// `qemu-img compare` (exit 0 = same content).
 /// Formats are given explicitly: qemu probes a fixed VHD (no header copy) as raw.
 pub fn qemu_compare(a: &Path, b: &Path) -> (bool, String) {
-    let fmt = |x: &Path| if x.extension().is_some_and(|e| e == "vhd") { "vpc" } else if x.extension().is_some_and(|e| e == "qcow2") { "qcow2" } else { "raw" };
-    let out = Command::new("qemu-img").args(["compare", "-f", fmt(a), "-F", fmt(b), p(a), p(b)]).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let fmt = |x: &Path| {
+        if x.extension().is_some_and(|e| e == "vhd") {
+            "vpc"
+        } else if x.extension().is_some_and(|e| e == "qcow2") {
+            "qcow2"
+        } else {
+            "raw"
+        }
+    };
+    let out = Command::new("qemu-img")
+        .args(["compare", "-f", fmt(a), "-F", fmt(b), p(a), p(b)])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 pub fn qemu_info(img: &Path) -> serde_json::Value {
@@ -172,12 +238,20 @@ pub fn qemu_info(img: &Path) -> serde_json::Value {
 }
 
 pub fn graft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_graft")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_graft"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 pub fn inspect_json(img: &Path) -> serde_json::Value {
     let out = graft(&["inspect", "--json", p(img)]);
-    assert!(out.status.success(), "graft inspect {}: {}", img.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "graft inspect {}: {}",
+        img.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -202,7 +276,9 @@ pub fn write_pattern(size: u64) -> Vec<(u64, Vec<u8>)> {
         let len = 1 + (next() % 70_000) as usize;
         let off = next() % (size - len as u64);
         let fill = (next() & 0xff) as u8;
-        let data: Vec<u8> = (0..len).map(|i| fill.wrapping_add((i % 253) as u8)).collect();
+        let data: Vec<u8> = (0..len)
+            .map(|i| fill.wrapping_add((i % 253) as u8))
+            .collect();
         writes.push((off, data));
     }
     writes
@@ -210,7 +286,8 @@ pub fn write_pattern(size: u64) -> Vec<(u64, Vec<u8>)> {
 
 pub fn apply_writes(dev: &mut dyn BlockDevice, writes: &[(u64, Vec<u8>)]) {
     for (off, data) in writes {
-        dev.write_at(data, *off).unwrap_or_else(|e| panic!("write of {} bytes at {off}: {e}", data.len()));
+        dev.write_at(data, *off)
+            .unwrap_or_else(|e| panic!("write of {} bytes at {off}: {e}", data.len()));
     }
     dev.flush().unwrap();
 }
@@ -234,9 +311,13 @@ pub fn read_all(dev: &dyn BlockDevice) -> Vec<u8> {
 pub fn qemu_map_offset(img: &Path, guest: u64) -> Option<u64> {
     let out = run("qemu-img", &["map", "--output=json", p(img)]);
     let map: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    map.as_array().unwrap().iter().find_map(|e| {
+    let entry = map.as_array().unwrap().iter().find(|e| {
         let start = e["start"].as_u64().unwrap();
-        let len = e["length"].as_u64().unwrap();
-        (start <= guest && guest < start + len && e["data"] == true).then(|| e["offset"].as_u64().map(|o| o + guest - start)).flatten()
-    })
+        start <= guest && guest < start + e["length"].as_u64().unwrap()
+    })?;
+    // Newer qemu-img also says `"compressed": true`; older ones just omit the offset.
+    if entry["data"] != true || entry["compressed"] == true {
+        return None;
+    }
+    entry["offset"].as_u64().map(|o| o + guest - entry["start"].as_u64().unwrap())
 }

@@ -130,11 +130,33 @@ impl Superblock {
         if sb.blocks_count() <= sb.first_data_block() as u64 {
             return Err(Ext4Error::Corrupt("superblock block count below first data block".into()));
         }
+        let groups64 = (sb.blocks_count() - sb.first_data_block() as u64).div_ceil(bpg as u64);
         let groups = sb.group_count();
-        if groups as u64 * ipg as u64 != sb.inodes_count() as u64 {
+        if groups64 != groups as u64 || groups as u64 * ipg as u64 != sb.inodes_count() as u64 {
             return Err(Ext4Error::Corrupt(format!(
                 "superblock inodes_count {} != {groups} groups x {ipg}",
                 sb.inodes_count()
+            )));
+        }
+        // Bounds on what super_and_gdt_blocks walks: descriptor and reserved blocks must
+        // fit in one group, as mke2fs and e2fsck require.
+        let old = if sb.has_incompat(INCOMPAT_META_BG) {
+            if sb.first_meta_bg() > sb.desc_blocks() {
+                return Err(Ext4Error::Corrupt(format!(
+                    "superblock s_first_meta_bg {} > {} descriptor blocks",
+                    sb.first_meta_bg(),
+                    sb.desc_blocks()
+                )));
+            }
+            sb.first_meta_bg() as u64
+        } else {
+            sb.desc_blocks() as u64 + sb.reserved_gdt_blocks() as u64
+        };
+        if sb.reserved_gdt_blocks() as u64 > bs / 4 || old + 2 > bpg as u64 {
+            return Err(Ext4Error::Corrupt(format!(
+                "superblock: {} descriptor and {} reserved GDT blocks do not fit a group of {bpg} blocks",
+                sb.desc_blocks(),
+                sb.reserved_gdt_blocks()
             )));
         }
         Ok(sb)

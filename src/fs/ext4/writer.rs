@@ -834,7 +834,6 @@ impl<'a> Ext4Writer<'a> {
     fn htree_insert(&mut self, dir_ino: InodeNo, name: &[u8], ino: InodeNo, ft: u8) -> Result<()> {
         let filetype = self.filetype();
         let csum = self.csum();
-        let bs = self.bs as usize;
         let seed = self.sb.hash_seed();
         let max_levels = if self.sb.has_incompat(superblock::INCOMPAT_LARGEDIR) { 3 } else { 2 };
         for _attempt in 0..8 {
@@ -929,7 +928,6 @@ impl<'a> Ext4Writer<'a> {
             htree::insert(&mut c.data, pco, pidx + 1, hash2, new_l);
             c.dirty = true;
             c.kind = Kind::DxNode(dir_ino, pco);
-            let _ = bs;
         }
         Err(Ext4Error::Unsupported("htree insert did not converge".into()))
     }
@@ -1198,7 +1196,7 @@ impl<'a> Ext4Writer<'a> {
         let runs = self.alloc_blocks(nblocks, self.goal_for(parent))?;
         // Stream the data into the runs, 1 MiB at a time.
         let mut left = size;
-        let chunk_blocks = (1 << 20) / self.bs;
+        let chunk_blocks = ((1 << 20) / self.bs).min(nblocks.max(1));
         let mut buf = vec![0u8; (chunk_blocks * self.bs) as usize];
         for &(s, l) in &runs {
             let mut off = 0;
