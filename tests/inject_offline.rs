@@ -585,3 +585,48 @@ fn kill_9_leaves_the_input_and_no_output() {
     }
     assert!(killed > 0, "no run was interrupted");
 }
+
+/// A full disk while the output is written: the write fails (RLIMIT_FSIZE with SIGXFSZ
+/// ignored makes the kernel answer EFBIG, as a full filesystem answers ENOSPC), graft
+/// reports it, the input is unchanged and nothing is left under the output name or a
+/// temporary one.
+#[test]
+fn a_full_disk_leaves_the_input_and_no_output() {
+    let p = Payload::new();
+    let dir = p.dir.path();
+    let raw = make_disk(dir, "base", DEBIAN_LIKE);
+    let qcow2 = dir.join("base.qcow2");
+    convert(&raw, &qcow2, &["-O", "qcow2"]);
+    let base_len = fs::metadata(&qcow2).unwrap().len();
+    let before = file_sha(&qcow2);
+    let out = dir.join("out.qcow2");
+    // Limits in 1 KiB units (bash's `ulimit -f`): the copy of the base, then the payload's
+    // writes, fail at different points.
+    let limits = [16u64, base_len / 1024 / 2, base_len / 1024 + 64];
+    for limit in limits {
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(format!("trap '' XFSZ; ulimit -f {limit}; exec \"$@\""))
+            .arg("graft")
+            .arg(env!("CARGO_BIN_EXE_graft"))
+            .arg("--cache-dir")
+            .arg(&p.cache)
+            .arg("inject")
+            .arg(&qcow2)
+            .arg("-o")
+            .arg(&out)
+            .arg("--payload")
+            .arg(&p.payload)
+            .output()
+            .unwrap();
+        assert!(!status.status.success(), "limit {limit} KiB: inject succeeded");
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        assert!(stderr.contains("error"), "limit {limit} KiB: {stderr}");
+        assert!(!out.exists(), "limit {limit} KiB: {} exists", out.display());
+        assert_eq!(file_sha(&qcow2), before, "limit {limit} KiB: the input changed");
+        assert!(leftovers(dir).is_empty(), "limit {limit} KiB: left {:?}", leftovers(dir));
+    }
+    // And without the limit the same command works, so the failures above were the limit's.
+    ok(&p.inject(&qcow2, &out, &[]));
+    assert_eq!(p.verify(&out).status.code(), Some(0));
+}

@@ -83,6 +83,7 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
 
     let python = args.python.clone().unwrap_or_else(default_python);
     resolve::check_pip(&python)?;
+    let python = resolve::real_interpreter(&python);
     let index = PackageIndex::discover(args.index_url.as_deref(), &python).context("finding the package index")?;
     if global.offline && !index.display_url().starts_with("file:") {
         bail!(

@@ -120,6 +120,25 @@ pub fn check_pip(python: &Path) -> Result<String, LockError> {
     Ok(version)
 }
 
+/// The interpreter's own path (`sys.executable`), asked once. Version-manager shims such
+/// as pyenv's rehash on every start and race when several pips run at once (seen as
+/// "pyenv: cannot rehash" failures with targets resolved in parallel); the real
+/// interpreter has no such step. Falls back to what was given when it cannot tell.
+pub fn real_interpreter(python: &Path) -> std::path::PathBuf {
+    let out = Command::new(python).args(["-c", "import sys; print(sys.executable)"]).output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if text.is_empty() || !Path::new(&text).is_absolute() {
+                python.to_path_buf()
+            } else {
+                std::path::PathBuf::from(text)
+            }
+        }
+        _ => python.to_path_buf(),
+    }
+}
+
 /// The distribution name at the start of a PEP 508 requirement.
 pub fn requirement_name(requirement: &str) -> Option<String> {
     let t = requirement.trim();
