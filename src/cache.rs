@@ -31,16 +31,33 @@ pub enum CacheError {
         "{artifact}: the cache entry {path} does not match the lockfile (sha256 {actual}, {actual_size} bytes; \
          locked sha256 {expected}, {expected_size} bytes); it was deleted, run `graft fetch` to get it again"
     )]
-    Corrupt { artifact: String, path: String, expected: String, expected_size: u64, actual: String, actual_size: u64 },
+    Corrupt {
+        artifact: String,
+        path: String,
+        expected: String,
+        expected_size: u64,
+        actual: String,
+        actual_size: u64,
+    },
     #[error("{count} artifact(s) missing from the cache {cache} and --offline forbids fetching:\n{list}")]
-    Offline { count: usize, cache: String, list: String },
+    Offline {
+        count: usize,
+        cache: String,
+        list: String,
+    },
     #[error("{artifact}: download failed: {message}")]
     Fetch { artifact: String, message: String },
     #[error(
         "{artifact}: the downloaded bytes do not match the lockfile (got sha256 {actual}, {actual_size} bytes; \
          locked sha256 {expected}, {expected_size} bytes); the index or mirror serves a different file"
     )]
-    Mismatch { artifact: String, expected: String, expected_size: u64, actual: String, actual_size: u64 },
+    Mismatch {
+        artifact: String,
+        expected: String,
+        expected_size: u64,
+        actual: String,
+        actual_size: u64,
+    },
 }
 
 /// One artifact the cache should hold.
@@ -65,7 +82,12 @@ pub enum FetchFailure {
 /// Where the bytes of an artifact come from.
 pub trait Source: Sync {
     /// Writes the artifact's bytes to `out`, calling `progress(bytes_so_far)`.
-    fn fetch(&self, wanted: &Wanted, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<(), FetchFailure>;
+    fn fetch(
+        &self,
+        wanted: &Wanted,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), FetchFailure>;
 }
 
 /// What a cache entry looked like when checked.
@@ -74,7 +96,10 @@ pub enum EntryState {
     Present,
     Missing,
     /// It did not match and has been deleted.
-    Discarded { actual: String, actual_size: u64 },
+    Discarded {
+        actual: String,
+        actual_size: u64,
+    },
 }
 
 pub struct FetchOptions {
@@ -89,7 +114,12 @@ pub struct FetchOptions {
 
 impl Default for FetchOptions {
     fn default() -> Self {
-        FetchOptions { jobs: 4, attempts: 4, backoff: Duration::from_millis(500), progress: true }
+        FetchOptions {
+            jobs: 4,
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            progress: true,
+        }
     }
 }
 
@@ -116,8 +146,13 @@ impl Cache {
     /// Opens (creating if needed) the cache rooted at `root`.
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
         let dir = root.join("sha256");
-        fs::create_dir_all(&dir).map_err(|source| CacheError::Io { path: dir.display().to_string(), source })?;
-        Ok(Cache { root: root.to_path_buf() })
+        fs::create_dir_all(&dir).map_err(|source| CacheError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Cache {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -135,39 +170,67 @@ impl Cache {
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(EntryState::Missing),
-            Err(source) => return Err(CacheError::Io { path: path.display().to_string(), source }),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
         };
-        let len = file.metadata().map_err(|source| CacheError::Io { path: path.display().to_string(), source })?.len();
+        let len = file
+            .metadata()
+            .map_err(|source| CacheError::Io {
+                path: path.display().to_string(),
+                source,
+            })?
+            .len();
         let (actual, actual_size) = if len != wanted.size {
             // No need to hash what cannot match; say what is there all the same.
             crate::util::sha256_reader(file.take(wanted.size.saturating_add(1 << 20)))
-                .map_err(|source| CacheError::Io { path: path.display().to_string(), source })
+                .map_err(|source| CacheError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
                 .map(|(h, _)| (h, len))?
         } else {
-            crate::util::sha256_reader(file).map_err(|source| CacheError::Io { path: path.display().to_string(), source })?
+            crate::util::sha256_reader(file).map_err(|source| CacheError::Io {
+                path: path.display().to_string(),
+                source,
+            })?
         };
         if actual == wanted.sha256 && actual_size == wanted.size {
             return Ok(EntryState::Present);
         }
         self.discard(&path)?;
-        Ok(EntryState::Discarded { actual, actual_size })
+        Ok(EntryState::Discarded {
+            actual,
+            actual_size,
+        })
     }
 
     /// Reads an entry, checking its hash and size on the bytes read; a mismatching entry
     /// is deleted and reported.
     pub fn read_verified(&self, wanted: &Wanted) -> Result<Vec<u8>, CacheError> {
         let path = self.path_of(&wanted.sha256);
-        let io_err = |source| CacheError::Io { path: path.display().to_string(), source };
+        let io_err = |source| CacheError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(CacheError::Missing { artifact: wanted.label.clone(), path: path.display().to_string() })
+                return Err(CacheError::Missing {
+                    artifact: wanted.label.clone(),
+                    path: path.display().to_string(),
+                })
             }
             Err(e) => return Err(io_err(e)),
         };
         // Read at most one byte more than locked: a longer entry is wrong anyway.
         let mut data = Vec::with_capacity(wanted.size.min(1 << 30) as usize);
-        file.take(wanted.size.saturating_add(1)).read_to_end(&mut data).map_err(io_err)?;
+        file.take(wanted.size.saturating_add(1))
+            .read_to_end(&mut data)
+            .map_err(io_err)?;
         let actual = crate::util::sha256_hex(&data);
         if actual != wanted.sha256 || data.len() as u64 != wanted.size {
             self.discard(&path)?;
@@ -187,7 +250,10 @@ impl Cache {
         match fs::remove_file(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CacheError::Io { path: path.display().to_string(), source }),
+            Err(source) => Err(CacheError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 
@@ -220,13 +286,26 @@ impl Cache {
             .map(|w| format!("  {} (sha256 {}, {} bytes)", w.label, w.sha256, w.size))
             .collect::<Vec<_>>()
             .join("\n");
-        Err(CacheError::Offline { count: missing.len(), cache: self.root.display().to_string(), list })
+        Err(CacheError::Offline {
+            count: missing.len(),
+            cache: self.root.display().to_string(),
+            list,
+        })
     }
 
     /// Makes sure every wanted artifact is in the cache, downloading what is missing.
-    pub fn fetch_all(&self, wanted: &[Wanted], source: &dyn Source, opts: &FetchOptions) -> Result<FetchReport, CacheError> {
+    pub fn fetch_all(
+        &self,
+        wanted: &[Wanted],
+        source: &dyn Source,
+        opts: &FetchOptions,
+    ) -> Result<FetchReport, CacheError> {
         let (missing, discarded) = self.missing(wanted)?;
-        let mut report = FetchReport { cached: wanted.len() - missing.len(), discarded, ..FetchReport::default() };
+        let mut report = FetchReport {
+            cached: wanted.len() - missing.len(),
+            discarded,
+            ..FetchReport::default()
+        };
         if missing.is_empty() {
             return Ok(report);
         }
@@ -237,9 +316,11 @@ impl Cache {
             ProgressBar::hidden()
         };
         bar.set_style(
-            ProgressStyle::with_template("{spinner} fetching [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-                .expect("a valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} fetching [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
         );
         let done = AtomicUsize::new(0);
         bar.set_message(format!("0/{} artifacts", missing.len()));
@@ -276,7 +357,13 @@ impl Cache {
         Ok(report)
     }
 
-    fn fetch_one(&self, w: &Wanted, source: &dyn Source, opts: &FetchOptions, bar: &ProgressBar) -> Result<(), CacheError> {
+    fn fetch_one(
+        &self,
+        w: &Wanted,
+        source: &dyn Source,
+        opts: &FetchOptions,
+        bar: &ProgressBar,
+    ) -> Result<(), CacheError> {
         let mut delay = opts.backoff;
         let mut attempt = 0;
         loop {
@@ -286,8 +373,16 @@ impl Cache {
                 .prefix(&format!(".{}.", &w.sha256[..16.min(w.sha256.len())]))
                 .suffix(".part")
                 .tempfile_in(&dir)
-                .map_err(|source| CacheError::Io { path: dir.display().to_string(), source })?;
-            let mut writer = CheckingWriter { inner: io::BufWriter::new(temp), hasher: Sha256::new(), written: 0, limit: w.size };
+                .map_err(|source| CacheError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            let mut writer = CheckingWriter {
+                inner: io::BufWriter::new(temp),
+                hasher: Sha256::new(),
+                written: 0,
+                limit: w.size,
+            };
             let mut reported = 0u64;
             let result = source.fetch(w, &mut writer, &mut |so_far| {
                 bar.inc(so_far.saturating_sub(reported));
@@ -305,19 +400,29 @@ impl Cache {
                             actual_size: writer.written,
                         });
                     }
-                    let temp = writer
-                        .inner
-                        .into_inner()
-                        .map_err(|e| CacheError::Io { path: dir.display().to_string(), source: e.into_error() })?;
-                    temp.as_file().sync_all().map_err(|source| CacheError::Io { path: dir.display().to_string(), source })?;
+                    let temp = writer.inner.into_inner().map_err(|e| CacheError::Io {
+                        path: dir.display().to_string(),
+                        source: e.into_error(),
+                    })?;
+                    temp.as_file().sync_all().map_err(|source| CacheError::Io {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
                     let dest = self.path_of(&w.sha256);
-                    temp.persist(&dest).map_err(|e| CacheError::Io { path: dest.display().to_string(), source: e.error })?;
+                    temp.persist(&dest).map_err(|e| CacheError::Io {
+                        path: dest.display().to_string(),
+                        source: e.error,
+                    })?;
                     return Ok(());
                 }
                 Err(FetchFailure::Transient(message)) if attempt < opts.attempts.max(1) => {
                     // The bytes of the failed attempt leave the bar.
                     bar.set_position(bar.position().saturating_sub(reported));
-                    bar.println(format!("retrying {} in {:.1}s: {message}", w.label, delay.as_secs_f32()));
+                    bar.println(format!(
+                        "retrying {} in {:.1}s: {message}",
+                        w.label,
+                        delay.as_secs_f32()
+                    ));
                     std::thread::sleep(delay);
                     delay = delay.saturating_mul(2);
                 }
@@ -334,7 +439,10 @@ impl Cache {
                     } else {
                         message
                     };
-                    return Err(CacheError::Fetch { artifact: w.label.clone(), message });
+                    return Err(CacheError::Fetch {
+                        artifact: w.label.clone(),
+                        message,
+                    });
                 }
             }
         }
@@ -379,26 +487,44 @@ mod tests {
     }
 
     impl Source for MapSource {
-        fn fetch(&self, w: &Wanted, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<(), FetchFailure> {
+        fn fetch(
+            &self,
+            w: &Wanted,
+            out: &mut dyn Write,
+            progress: &mut dyn FnMut(u64),
+        ) -> Result<(), FetchFailure> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if self.transient_failures.load(Ordering::SeqCst) > 0 {
                 self.transient_failures.fetch_sub(1, Ordering::SeqCst);
                 let _ = out.write_all(b"pa");
                 return Err(FetchFailure::Transient("HTTP 503".into()));
             }
-            let data = self.files.get(&w.label).ok_or_else(|| FetchFailure::Permanent("HTTP 404".into()))?;
-            out.write_all(data).map_err(|e| FetchFailure::Permanent(e.to_string()))?;
+            let data = self
+                .files
+                .get(&w.label)
+                .ok_or_else(|| FetchFailure::Permanent("HTTP 404".into()))?;
+            out.write_all(data)
+                .map_err(|e| FetchFailure::Permanent(e.to_string()))?;
             progress(data.len() as u64);
             Ok(())
         }
     }
 
     fn wanted(label: &str, data: &[u8]) -> Wanted {
-        Wanted { label: label.into(), sha256: crate::util::sha256_hex(data), size: data.len() as u64 }
+        Wanted {
+            label: label.into(),
+            sha256: crate::util::sha256_hex(data),
+            size: data.len() as u64,
+        }
     }
 
     fn opts() -> FetchOptions {
-        FetchOptions { jobs: 2, attempts: 3, backoff: Duration::from_millis(1), progress: false }
+        FetchOptions {
+            jobs: 2,
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+            progress: false,
+        }
     }
 
     #[test]
@@ -408,18 +534,27 @@ mod tests {
         let a = wanted("a.whl", b"aaaa");
         let b = wanted("b.whl", b"bb");
         let src = MapSource {
-            files: [("a.whl".to_string(), b"aaaa".to_vec()), ("b.whl".to_string(), b"bb".to_vec())].into(),
+            files: [
+                ("a.whl".to_string(), b"aaaa".to_vec()),
+                ("b.whl".to_string(), b"bb".to_vec()),
+            ]
+            .into(),
             transient_failures: AtomicU32::new(1),
             calls: AtomicU32::new(0),
         };
-        let r = cache.fetch_all(&[a.clone(), b.clone()], &src, &opts()).unwrap();
+        let r = cache
+            .fetch_all(&[a.clone(), b.clone()], &src, &opts())
+            .unwrap();
         assert_eq!((r.fetched, r.cached), (2, 0));
         assert_eq!(src.calls.load(Ordering::SeqCst), 3, "one retry");
         assert_eq!(cache.read_verified(&a).unwrap(), b"aaaa");
         let r = cache.fetch_all(&[a, b], &src, &opts()).unwrap();
         assert_eq!((r.fetched, r.cached), (0, 2));
         // No temporary files are left.
-        let names: Vec<_> = fs::read_dir(dir.path().join("sha256")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path().join("sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 
@@ -430,11 +565,20 @@ mod tests {
         let a = wanted("a.whl", b"good");
         fs::write(cache.path_of(&a.sha256), b"evil").unwrap();
         let err = cache.read_verified(&a).unwrap_err().to_string();
-        assert!(err.contains("a.whl") && err.contains("does not match"), "{err}");
+        assert!(
+            err.contains("a.whl") && err.contains("does not match"),
+            "{err}"
+        );
         assert!(!cache.path_of(&a.sha256).exists(), "deleted");
         fs::write(cache.path_of(&a.sha256), b"evil").unwrap();
-        let src = MapSource { files: [("a.whl".to_string(), b"good".to_vec())].into(), transient_failures: AtomicU32::new(0), calls: AtomicU32::new(0) };
-        let r = cache.fetch_all(std::slice::from_ref(&a), &src, &opts()).unwrap();
+        let src = MapSource {
+            files: [("a.whl".to_string(), b"good".to_vec())].into(),
+            transient_failures: AtomicU32::new(0),
+            calls: AtomicU32::new(0),
+        };
+        let r = cache
+            .fetch_all(std::slice::from_ref(&a), &src, &opts())
+            .unwrap();
         assert_eq!(r.discarded.len(), 1);
         assert_eq!(r.fetched, 1);
         assert_eq!(cache.read_verified(&a).unwrap(), b"good");
@@ -445,12 +589,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
         let a = wanted("a.whl", b"good");
-        let src = MapSource { files: [("a.whl".to_string(), b"bad!".to_vec())].into(), transient_failures: AtomicU32::new(0), calls: AtomicU32::new(0) };
-        let err = cache.fetch_all(std::slice::from_ref(&a), &src, &opts()).unwrap_err().to_string();
-        assert!(err.contains("a.whl") && err.contains("do not match"), "{err}");
+        let src = MapSource {
+            files: [("a.whl".to_string(), b"bad!".to_vec())].into(),
+            transient_failures: AtomicU32::new(0),
+            calls: AtomicU32::new(0),
+        };
+        let err = cache
+            .fetch_all(std::slice::from_ref(&a), &src, &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.whl") && err.contains("do not match"),
+            "{err}"
+        );
         assert!(!cache.path_of(&a.sha256).exists());
-        let long = MapSource { files: [("a.whl".to_string(), b"good and more".to_vec())].into(), transient_failures: AtomicU32::new(0), calls: AtomicU32::new(0) };
-        let err = cache.fetch_all(&[a], &long, &opts()).unwrap_err().to_string();
+        let long = MapSource {
+            files: [("a.whl".to_string(), b"good and more".to_vec())].into(),
+            transient_failures: AtomicU32::new(0),
+            calls: AtomicU32::new(0),
+        };
+        let err = cache
+            .fetch_all(&[a], &long, &opts())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than the locked 4 bytes"), "{err}");
     }
 
@@ -460,10 +621,20 @@ mod tests {
         let cache = Cache::open(dir.path()).unwrap();
         let a = wanted("a.whl", b"a");
         let b = wanted("b.whl", b"b");
-        let src = MapSource { files: BTreeMap::new(), transient_failures: AtomicU32::new(0), calls: AtomicU32::new(0) };
-        let err = cache.fetch_all(std::slice::from_ref(&a), &src, &opts()).unwrap_err().to_string();
+        let src = MapSource {
+            files: BTreeMap::new(),
+            transient_failures: AtomicU32::new(0),
+            calls: AtomicU32::new(0),
+        };
+        let err = cache
+            .fetch_all(std::slice::from_ref(&a), &src, &opts())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("a.whl") && err.contains("404"), "{err}");
         let err = cache.require_all(&[a, b]).unwrap_err().to_string();
-        assert!(err.contains("2 artifact(s)") && err.contains("a.whl") && err.contains("b.whl"), "{err}");
+        assert!(
+            err.contains("2 artifact(s)") && err.contains("a.whl") && err.contains("b.whl"),
+            "{err}"
+        );
     }
 }

@@ -130,12 +130,15 @@ Examples:
     Cat(CatArgs),
 
     /// Copy a host directory tree into an image's filesystem (like virt-copy-in).
-    #[command(name = "copy-in", after_help = "\
+    #[command(
+        name = "copy-in",
+        after_help = "\
 Example:
   graft copy-in base.qcow2 ./tree /opt/tool -o out.qcow2 --owner 0:0 --epoch 1700000000
 
 Modes come from the host; owner and times from the options, so the result is
-reproducible. The input image is not modified unless --in-place is given.")]
+reproducible. The input image is not modified unless --in-place is given."
+    )]
     CopyIn(CopyInArgs),
 
     /// Put the payload and its service into an image, offline.
@@ -167,7 +170,12 @@ pub struct LockArgs {
     pub recipe: PathBuf,
 
     /// The lockfile to write (replaced atomically).
-    #[arg(short, long, default_value = "lockfiles/heat-agent.lock", value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        default_value = "lockfiles/heat-agent.lock",
+        value_name = "FILE"
+    )]
     pub output: PathBuf,
 
     /// Lock only these targets (repeatable); the others keep their entries.

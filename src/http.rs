@@ -27,11 +27,19 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Error)]
 pub enum HttpError {
     #[error("cannot read the CA bundle {path} (pip's `cert` setting): {source}")]
-    CertRead { path: String, source: std::io::Error },
-    #[error("the CA bundle {path} (pip's `cert` setting) holds no usable PEM certificate: {message}")]
+    CertRead {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the CA bundle {path} (pip's `cert` setting) holds no usable PEM certificate: {message}"
+    )]
     CertParse { path: String, message: String },
     #[error("pip's `proxy` setting {proxy:?} is not a usable proxy URL: {source}")]
-    Proxy { proxy: String, source: reqwest::Error },
+    Proxy {
+        proxy: String,
+        source: reqwest::Error,
+    },
     #[error("cannot set up the HTTP client: {0}")]
     Build(#[source] reqwest::Error),
 }
@@ -85,9 +93,16 @@ pub fn client_with(settings: &HttpSettings) -> Result<reqwest::blocking::Client,
         builder = builder.tls_certs_merge(read_pem_bundle(path)?);
     }
     if let Some(proxy) = &settings.proxy {
-        let proxy_url = if proxy.contains("://") { proxy.clone() } else { format!("http://{proxy}") };
+        let proxy_url = if proxy.contains("://") {
+            proxy.clone()
+        } else {
+            format!("http://{proxy}")
+        };
         let p = reqwest::Proxy::all(&proxy_url)
-            .map_err(|source| HttpError::Proxy { proxy: proxy.clone(), source })?
+            .map_err(|source| HttpError::Proxy {
+                proxy: proxy.clone(),
+                source,
+            })?
             .no_proxy(reqwest::NoProxy::from_env());
         builder = builder.proxy(p);
     }
@@ -95,11 +110,19 @@ pub fn client_with(settings: &HttpSettings) -> Result<reqwest::blocking::Client,
 }
 
 fn read_pem_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
-    let pem = std::fs::read(path).map_err(|source| HttpError::CertRead { path: path.display().to_string(), source })?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| HttpError::CertParse { path: path.display().to_string(), message: e.to_string() })?;
+    let pem = std::fs::read(path).map_err(|source| HttpError::CertRead {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| HttpError::CertParse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     if certs.is_empty() {
-        return Err(HttpError::CertParse { path: path.display().to_string(), message: "no CERTIFICATE block".into() });
+        return Err(HttpError::CertParse {
+            path: path.display().to_string(),
+            message: "no CERTIFICATE block".into(),
+        });
     }
     Ok(certs)
 }
@@ -114,19 +137,28 @@ mod tests {
             "global.cert='/etc/ssl/corp.pem'\n:env:.default-timeout='180'\nglobal.proxy='proxy.corp:3128'\n",
         );
         let s = HttpSettings::from_pip(&c);
-        assert_eq!(s.extra_ca_bundle.as_deref(), Some(Path::new("/etc/ssl/corp.pem")));
+        assert_eq!(
+            s.extra_ca_bundle.as_deref(),
+            Some(Path::new("/etc/ssl/corp.pem"))
+        );
         assert_eq!(s.timeout, Some(Duration::from_secs(180)));
         assert_eq!(s.proxy.as_deref(), Some("proxy.corp:3128"));
-        assert_eq!(HttpSettings::from_pip(&PipConfig::parse("global.timeout='nan'\n")).timeout, None);
+        assert_eq!(
+            HttpSettings::from_pip(&PipConfig::parse("global.timeout='nan'\n")).timeout,
+            None
+        );
     }
 
     #[test]
     fn a_client_builds_with_the_system_bundle_as_extra_roots() {
         // Any PEM bundle will do; the Debian system bundle is what pip.conf names here.
-        let bundle = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
-            .into_iter()
-            .map(Path::new)
-            .find(|p| p.exists());
+        let bundle = [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists());
         let settings = HttpSettings {
             extra_ca_bundle: bundle.map(Path::to_path_buf),
             proxy: Some("proxy.invalid:3128".into()),
@@ -140,9 +172,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.pem");
         std::fs::write(&path, "not a certificate\n").unwrap();
-        let err = client_with(&HttpSettings { extra_ca_bundle: Some(path), ..Default::default() })
-            .unwrap_err()
-            .to_string();
+        let err = client_with(&HttpSettings {
+            extra_ca_bundle: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("empty.pem"), "{err}");
         let missing = client_with(&HttpSettings {
             extra_ca_bundle: Some(dir.path().join("missing.pem")),
@@ -150,6 +185,9 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(missing.contains("missing.pem") && missing.contains("cert"), "{missing}");
+        assert!(
+            missing.contains("missing.pem") && missing.contains("cert"),
+            "{missing}"
+        );
     }
 }

@@ -20,7 +20,10 @@ const HEADER: &str = "# This file is written by `graft lock`. Do not edit it by 
 #[derive(Debug, Error)]
 pub enum LockfileError {
     #[error("cannot read lockfile {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("lockfile {path}: {message}")]
     Parse { path: String, message: String },
     #[error("lockfile {path}: {message}; run `graft lock` to write it again")]
@@ -121,8 +124,9 @@ impl Lockfile {
     pub fn sort(&mut self) {
         self.targets.sort_by(|a, b| a.name.cmp(&b.name));
         for t in &mut self.targets {
-            t.artifacts
-                .sort_by(|a, b| (&a.name, a.kind, &a.filename).cmp(&(&b.name, b.kind, &b.filename)));
+            t.artifacts.sort_by(|a, b| {
+                (&a.name, a.kind, &a.filename).cmp(&(&b.name, b.kind, &b.filename))
+            });
         }
     }
 
@@ -137,11 +141,19 @@ impl Lockfile {
 
     fn validate(&self) -> Result<(), String> {
         if self.schema != LOCK_SCHEMA {
-            return Err(format!("schema = {} is not supported (this graft reads {LOCK_SCHEMA})", self.schema));
+            return Err(format!(
+                "schema = {} is not supported (this graft reads {LOCK_SCHEMA})",
+                self.schema
+            ));
         }
         match self.recipe_digest.strip_prefix("sha256:") {
             Some(h) if crate::util::is_sha256_hex(h) => {}
-            _ => return Err(format!("recipe-digest = {:?} is not sha256:<64 hex>", self.recipe_digest)),
+            _ => {
+                return Err(format!(
+                    "recipe-digest = {:?} is not sha256:<64 hex>",
+                    self.recipe_digest
+                ))
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         for t in &self.targets {
@@ -150,14 +162,24 @@ impl Lockfile {
             }
             let mut files = std::collections::BTreeSet::new();
             for a in &t.artifacts {
-                let place = format!("target {:?}, artifact {:?} ({})", t.name, a.name, a.filename);
+                let place = format!(
+                    "target {:?}, artifact {:?} ({})",
+                    t.name, a.name, a.filename
+                );
                 if !crate::util::is_sha256_hex(&a.sha256) {
-                    return Err(format!("{place}: sha256 = {:?} is not 64 lower-case hex digits", a.sha256));
+                    return Err(format!(
+                        "{place}: sha256 = {:?} is not 64 lower-case hex digits",
+                        a.sha256
+                    ));
                 }
                 if a.size == 0 {
                     return Err(format!("{place}: size is 0"));
                 }
-                if a.filename.is_empty() || a.filename.contains('/') || a.filename.contains('\\') || a.filename.starts_with('.') {
+                if a.filename.is_empty()
+                    || a.filename.contains('/')
+                    || a.filename.contains('\\')
+                    || a.filename.starts_with('.')
+                {
                     return Err(format!("{place}: filename is not a plain file name"));
                 }
                 if a.filename.contains("://") || a.name.contains("://") {
@@ -262,10 +284,30 @@ mod tests {
     fn inconsistent_entries_are_named() {
         let text = sample().to_toml();
         let cases = [
-            (text.replacen("version = \"6.0.0\"", "version = \"\"", 1), "pbr"),
-            (text.replacen("index = \"default\"\n", "index = \"default\"\narchive = \"x\"\n", 1), "no [[archive]]"),
-            (text.replacen("kind = \"wheel\"\nfilename = \"six", "kind = \"url\"\nfilename = \"six", 1), "archive"),
-            (text.replacen("kind = \"wheel\"", "kind = \"tarball\"", 1), "tarball"),
+            (
+                text.replacen("version = \"6.0.0\"", "version = \"\"", 1),
+                "pbr",
+            ),
+            (
+                text.replacen(
+                    "index = \"default\"\n",
+                    "index = \"default\"\narchive = \"x\"\n",
+                    1,
+                ),
+                "no [[archive]]",
+            ),
+            (
+                text.replacen(
+                    "kind = \"wheel\"\nfilename = \"six",
+                    "kind = \"url\"\nfilename = \"six",
+                    1,
+                ),
+                "archive",
+            ),
+            (
+                text.replacen("kind = \"wheel\"", "kind = \"tarball\"", 1),
+                "tarball",
+            ),
         ];
         for (edited, expected) in cases {
             assert_ne!(edited, text, "the edit for {expected:?} must apply");

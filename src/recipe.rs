@@ -23,7 +23,10 @@ pub const RECIPE_SCHEMA: u32 = 1;
 #[derive(Debug, Error)]
 pub enum RecipeError {
     #[error("cannot read recipe {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("recipe {path}: {message}")]
     Parse { path: String, message: String },
     #[error("recipe {path}: {message}")]
@@ -168,7 +171,13 @@ impl Recipe {
     /// build, not what is resolved, so editing them does not make a lockfile stale.
     pub fn lock_digest(&self) -> String {
         /// (name, requirement, url, sha256, version) of one archive.
-        type ArchiveInputs<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        type ArchiveInputs<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
         #[derive(Serialize)]
         struct LockInputs<'a> {
             schema: u32,
@@ -179,12 +188,21 @@ impl Recipe {
             archives: Vec<ArchiveInputs<'a>>,
             targets: Vec<&'a Target>,
         }
-        let mut requirements: Vec<&str> = self.python.requirements.iter().map(|r| r.trim()).collect();
+        let mut requirements: Vec<&str> =
+            self.python.requirements.iter().map(|r| r.trim()).collect();
         requirements.sort_unstable();
         let mut archives: Vec<_> = self
             .archives
             .iter()
-            .map(|a| (a.name.as_str(), a.requirement.as_deref(), a.url.as_deref(), a.sha256.as_deref(), a.version.as_deref()))
+            .map(|a| {
+                (
+                    a.name.as_str(),
+                    a.requirement.as_deref(),
+                    a.url.as_deref(),
+                    a.sha256.as_deref(),
+                    a.version.as_deref(),
+                )
+            })
             .collect();
         archives.sort_unstable();
         let mut targets: Vec<&Target> = self.targets.iter().collect();
@@ -214,7 +232,10 @@ impl Recipe {
             ));
         }
         if !self.prefix.starts_with('/') || self.prefix.split('/').any(|c| c == "..") {
-            return Err(format!("prefix = {:?} must be an absolute guest path without `..`", self.prefix));
+            return Err(format!(
+                "prefix = {:?} must be an absolute guest path without `..`",
+                self.prefix
+            ));
         }
         if self.source_date_epoch < 0 {
             return Err("source-date-epoch must not be negative".into());
@@ -293,14 +314,22 @@ pub const KNOWN_ARCHES: &[&str] = &["x86_64", "aarch64", "i686", "ppc64le", "s39
 impl Target {
     /// `python = "3.11"` as (3, 11).
     pub fn python_version(&self) -> Result<(u32, u32), String> {
-        parse_major_minor(&self.python)
-            .ok_or_else(|| format!("[[target]] {:?}: python = {:?} is not MAJOR.MINOR", self.name, self.python))
+        parse_major_minor(&self.python).ok_or_else(|| {
+            format!(
+                "[[target]] {:?}: python = {:?} is not MAJOR.MINOR",
+                self.name, self.python
+            )
+        })
     }
 
     /// `glibc = "2.36"` as (2, 36).
     pub fn glibc_version(&self) -> Result<(u32, u32), String> {
-        parse_major_minor(&self.glibc)
-            .ok_or_else(|| format!("[[target]] {:?}: glibc = {:?} is not MAJOR.MINOR", self.name, self.glibc))
+        parse_major_minor(&self.glibc).ok_or_else(|| {
+            format!(
+                "[[target]] {:?}: glibc = {:?} is not MAJOR.MINOR",
+                self.name, self.glibc
+            )
+        })
     }
 
     /// The ABI tag: the explicit one, else implementation + version digits (`cp311`).
@@ -373,7 +402,11 @@ impl Target {
 
 fn parse_major_minor(s: &str) -> Option<(u32, u32)> {
     let (a, b) = s.split_once('.')?;
-    if a.is_empty() || b.is_empty() || !a.bytes().all(|c| c.is_ascii_digit()) || !b.bytes().all(|c| c.is_ascii_digit()) {
+    if a.is_empty()
+        || b.is_empty()
+        || !a.bytes().all(|c| c.is_ascii_digit())
+        || !b.bytes().all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     Some((a.parse().ok()?, b.parse().ok()?))
@@ -432,13 +465,23 @@ glibc = "2.36"
     #[test]
     fn lock_digest_ignores_layout_and_order_but_not_requirements() {
         let a = Recipe::parse(MINIMAL, "t.toml").unwrap();
-        let b = Recipe::parse(&MINIMAL.replace("schema = 1", "schema = 1\nprefix = \"/opt/other\""), "t.toml").unwrap();
+        let b = Recipe::parse(
+            &MINIMAL.replace("schema = 1", "schema = 1\nprefix = \"/opt/other\""),
+            "t.toml",
+        )
+        .unwrap();
         assert_eq!(a.lock_digest(), b.lock_digest());
-        let c = Recipe::parse(&MINIMAL.replace("[\"requests\"]", "[\"requests<3\"]"), "t.toml").unwrap();
+        let c = Recipe::parse(
+            &MINIMAL.replace("[\"requests\"]", "[\"requests<3\"]"),
+            "t.toml",
+        )
+        .unwrap();
         assert_ne!(a.lock_digest(), c.lock_digest());
         let d = Recipe::parse(&MINIMAL.replace("2.36", "2.35"), "t.toml").unwrap();
         assert_ne!(a.lock_digest(), d.lock_digest());
-        assert!(crate::util::is_sha256_hex(a.lock_digest().strip_prefix("sha256:").unwrap()));
+        assert!(crate::util::is_sha256_hex(
+            a.lock_digest().strip_prefix("sha256:").unwrap()
+        ));
     }
 
     #[test]
@@ -455,7 +498,14 @@ mod shipped_recipe {
     fn the_committed_heat_agent_recipe_is_valid() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/heat-agent.toml");
         let r = super::Recipe::load(&path).unwrap();
-        for name in ["debian-12", "ubuntu-24.04", "ubuntu-22.04", "rhel-9", "debian-12-arm64", "ubuntu-24.04-arm64"] {
+        for name in [
+            "debian-12",
+            "ubuntu-24.04",
+            "ubuntu-22.04",
+            "rhel-9",
+            "debian-12-arm64",
+            "ubuntu-24.04-arm64",
+        ] {
             assert!(r.target(name).is_some(), "target {name} missing");
         }
         assert_eq!(r.layout.hooks.as_ref().unwrap().names.len(), 12);

@@ -35,7 +35,9 @@ pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
 
 /// True when `s` is exactly 64 lower-case hex digits.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed
@@ -67,7 +69,10 @@ impl AtomicFile {
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .tempfile_in(&dir)?;
-        Ok(Self { temp, path: path.to_path_buf() })
+        Ok(Self {
+            temp,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The open temporary file, for callers that need positioned writes.
@@ -146,7 +151,10 @@ mod tests {
         atomic_write(&path, b"one").unwrap();
         atomic_write(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "temporary files left behind: {names:?}");
     }
 

@@ -36,7 +36,12 @@ fn ok(out: Output) -> Output {
 }
 
 fn graft_cat(cache: &Path, image: &Path, path: &str) -> Option<Vec<u8>> {
-    let out = graft(cache).arg("cat").arg(image).arg(path).output().unwrap();
+    let out = graft(cache)
+        .arg("cat")
+        .arg(image)
+        .arg(path)
+        .output()
+        .unwrap();
     out.status.success().then_some(out.stdout)
 }
 
@@ -56,39 +61,98 @@ fn injected_agent_runs_a_heat_deployment_on_first_boot() {
     for (input, output, extra) in [
         (&img.qcow2, &out_qcow2, &[][..]),
         (&img.vhd_dynamic, &out_vhd, &[][..]),
-        (&img.qcow2, &out_fixed, &["--format", "vhd", "--vhd-type", "fixed"][..]),
+        (
+            &img.qcow2,
+            &out_fixed,
+            &["--format", "vhd", "--vhd-type", "fixed"][..],
+        ),
     ] {
-        let out = ok(graft(&cache).arg("--json").arg("inject").arg(input).arg("-o").arg(output).arg("--lock").arg(&lock).args(extra).output().unwrap());
+        let out = ok(graft(&cache)
+            .arg("--json")
+            .arg("inject")
+            .arg(input)
+            .arg("-o")
+            .arg(output)
+            .arg("--lock")
+            .arg(&lock)
+            .args(extra)
+            .output()
+            .unwrap());
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["target"], "debian-12", "{report}");
-        assert!(report["report"]["files"].as_u64().unwrap() > 1000, "{report}");
+        assert!(
+            report["report"]["files"].as_u64().unwrap() > 1000,
+            "{report}"
+        );
         // The guest, read by graft, agrees with the manifest inside it.
         let v = graft(&cache).arg("verify").arg(output).output().unwrap();
-        assert_eq!(v.status.code(), Some(0), "verify {}:\n{}", output.display(), String::from_utf8_lossy(&v.stderr));
+        assert_eq!(
+            v.status.code(),
+            Some(0),
+            "verify {}:\n{}",
+            output.display(),
+            String::from_utf8_lossy(&v.stderr)
+        );
     }
-    run_ok(Command::new("qemu-img").args(["check", "-q"]).arg(&out_qcow2));
+    run_ok(
+        Command::new("qemu-img")
+            .args(["check", "-q"])
+            .arg(&out_qcow2),
+    );
     // The three outputs hold the same disk.
-    run_ok(Command::new("qemu-img").args(["compare", "-f", "qcow2", "-F", "vpc"]).arg(&out_qcow2).arg(&out_vhd));
-    run_ok(Command::new("qemu-img").args(["compare", "-f", "qcow2", "-F", "vpc"]).arg(&out_qcow2).arg(&out_fixed));
+    run_ok(
+        Command::new("qemu-img")
+            .args(["compare", "-f", "qcow2", "-F", "vpc"])
+            .arg(&out_qcow2)
+            .arg(&out_vhd),
+    );
+    run_ok(
+        Command::new("qemu-img")
+            .args(["compare", "-f", "qcow2", "-F", "vpc"])
+            .arg(&out_qcow2)
+            .arg(&out_fixed),
+    );
     let (clean, report) = GuestFs::open(&out_fixed).fsck();
     assert!(clean, "e2fsck -fn after inject:\n{report}");
 
     let id = "5d1b4c1e-0b7e-4c51-9d43-graft0000002";
-    let (user_data, meta) = heat_deployment_seed(id, "#!/bin/sh\necho deployed-by-heat > /root/deployed\necho script-stdout\n");
+    let (user_data, meta) = heat_deployment_seed(
+        id,
+        "#!/bin/sh\necho deployed-by-heat > /root/deployed\necho script-stdout\n",
+    );
     let seed = nocloud_seed(work.path(), &user_data, &meta);
     let result = boot(&out_qcow2, &seed, BOOT_TIMEOUT);
     result.assert_powered_off();
-    let context = || format!("accel {}, {} s\n--- serial log\n{}", result.accel, result.seconds, result.serial_log);
+    let context = || {
+        format!(
+            "accel {}, {} s\n--- serial log\n{}",
+            result.accel, result.seconds, result.serial_log
+        )
+    };
 
     let waited = graft_cat(&cache, &result.disk, HEAT_WAIT_RESULT_PATH).expect("the waiter ran");
     let waited = String::from_utf8_lossy(&waited).into_owned();
-    assert!(waited.starts_with("notify-present"), "{waited}\n{}", context());
-    let deployed = graft_cat(&cache, &result.disk, "/root/deployed").unwrap_or_else(|| panic!("no /root/deployed\n{}", context()));
+    assert!(
+        waited.starts_with("notify-present"),
+        "{waited}\n{}",
+        context()
+    );
+    let deployed = graft_cat(&cache, &result.disk, "/root/deployed")
+        .unwrap_or_else(|| panic!("no /root/deployed\n{}", context()));
     assert_eq!(deployed, b"deployed-by-heat\n");
-    let notify = graft_cat(&cache, &result.disk, &format!("{HEAT_DEPLOYED_DIR}/{id}.notify.json")).expect("notify.json");
+    let notify = graft_cat(
+        &cache,
+        &result.disk,
+        &format!("{HEAT_DEPLOYED_DIR}/{id}.notify.json"),
+    )
+    .expect("notify.json");
     let notify: serde_json::Value = serde_json::from_slice(&notify).unwrap();
     assert_eq!(notify["deploy_status_code"], 0, "{notify}");
-    assert_eq!(notify["deploy_stdout"].as_str().map(str::trim), Some("script-stdout"), "{notify}");
+    assert_eq!(
+        notify["deploy_stdout"].as_str().map(str::trim),
+        Some("script-stdout"),
+        "{notify}"
+    );
     let (clean, report) = GuestFs::open(&result.disk).fsck();
     assert!(clean, "the guest left its root unclean:\n{report}");
 }

@@ -26,7 +26,9 @@ fn record_hash(data: &[u8]) -> String {
     let d = Sha256::digest(data);
     let mut s = String::new();
     for c in d.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..=c.len() {
             s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
         }
@@ -38,8 +40,14 @@ fn record_hash(data: &[u8]) -> String {
 /// overrides RECORD's text.
 fn wheel(dist: &str, version: &str, files: &[(&str, &[u8])], record: Option<String>) -> Vec<u8> {
     let di = format!("{dist}-{version}.dist-info");
-    let mut all: Vec<(String, Vec<u8>)> = files.iter().map(|(n, d)| (n.to_string(), d.to_vec())).collect();
-    all.push((format!("{di}/WHEEL"), b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec()));
+    let mut all: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_vec()))
+        .collect();
+    all.push((
+        format!("{di}/WHEEL"),
+        b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
+    ));
     let record = record.unwrap_or_else(|| {
         let mut r = String::new();
         for (n, d) in &all {
@@ -79,7 +87,10 @@ fn wheel_with_member_name(dist: &str, name: &str) -> Vec<u8> {
         }
         i += 1;
     }
-    assert_eq!(replaced, 2, "the name appears in the local header and the central directory");
+    assert_eq!(
+        replaced, 2,
+        "the name appears in the local header and the central directory"
+    );
     w
 }
 
@@ -94,7 +105,8 @@ fn sdist(top: &str, files: &[(&str, &[u8], u32)]) -> Vec<u8> {
         h.set_uid(1000);
         h.set_username("zuul").unwrap();
         h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("{top}/{path}"), *data).unwrap();
+        b.append_data(&mut h, format!("{top}/{path}"), *data)
+            .unwrap();
     }
     b.into_inner().unwrap().finish().unwrap()
 }
@@ -170,37 +182,76 @@ impl Fixture {
             &[
                 ("demo_agent/__init__.py", b"VERSION = '2.0'\n"),
                 ("demo_agent/cli.py", b"def main():\n    print('demo')\n"),
-                ("demo_agent-2.0.data/scripts/run-parts", b"#!/bin/bash\necho parts\n"),
-                ("demo_agent-2.0.data/scripts/pyscript", b"#!python\nprint('x')\n"),
-                ("demo_agent-2.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: demo-agent\nVersion: 2.0\n"),
-                ("demo_agent-2.0.dist-info/entry_points.txt", b"[console_scripts]\ndemo-agent = demo_agent.cli:main\n"),
+                (
+                    "demo_agent-2.0.data/scripts/run-parts",
+                    b"#!/bin/bash\necho parts\n",
+                ),
+                (
+                    "demo_agent-2.0.data/scripts/pyscript",
+                    b"#!python\nprint('x')\n",
+                ),
+                (
+                    "demo_agent-2.0.dist-info/METADATA",
+                    b"Metadata-Version: 2.1\nName: demo-agent\nVersion: 2.0\n",
+                ),
+                (
+                    "demo_agent-2.0.dist-info/entry_points.txt",
+                    b"[console_scripts]\ndemo-agent = demo_agent.cli:main\n",
+                ),
             ],
             None,
         );
-        artifacts.insert("demo_agent-2.0-py3-none-any.whl".into(), ("demo-agent".into(), "2.0".into(), "wheel", demo));
+        artifacts.insert(
+            "demo_agent-2.0-py3-none-any.whl".into(),
+            ("demo-agent".into(), "2.0".into(), "wheel", demo),
+        );
         let helper = wheel(
             "helper",
             "1.5",
             &[
                 ("helper.py", b"X = 1\n"),
-                ("helper-1.5.dist-info/METADATA", b"Metadata-Version: 2.1\nName: helper\nVersion: 1.5\n"),
+                (
+                    "helper-1.5.dist-info/METADATA",
+                    b"Metadata-Version: 2.1\nName: helper\nVersion: 1.5\n",
+                ),
             ],
             None,
         );
-        artifacts.insert("helper-1.5-py3-none-any.whl".into(), ("helper".into(), "1.5".into(), "wheel", helper));
+        artifacts.insert(
+            "helper-1.5-py3-none-any.whl".into(),
+            ("helper".into(), "1.5".into(), "wheel", helper),
+        );
         let agents = sdist(
             "agents-3.0",
             &[
-                ("bin/notify", b"#!/usr/bin/env python3\nprint('notify')\n", 0o775),
+                (
+                    "bin/notify",
+                    b"#!/usr/bin/env python3\nprint('notify')\n",
+                    0o775,
+                ),
                 ("templates/conf", b"[DEFAULT]\n", 0o664),
-                ("hook-one/hook.py", b"#!/usr/bin/env python3\n# one\n", 0o775),
-                ("hook-two/hook.py", b"#!/usr/bin/env python3\n# two\n", 0o664),
+                (
+                    "hook-one/hook.py",
+                    b"#!/usr/bin/env python3\n# one\n",
+                    0o775,
+                ),
+                (
+                    "hook-two/hook.py",
+                    b"#!/usr/bin/env python3\n# two\n",
+                    0o664,
+                ),
                 ("setup.py", b"raise SystemExit('never run')\n", 0o644),
             ],
         );
-        artifacts.insert("agents-3.0.tar.gz".into(), ("agents".into(), "3.0".into(), "sdist", agents));
+        artifacts.insert(
+            "agents-3.0.tar.gz".into(),
+            ("agents".into(), "3.0".into(), "sdist", agents),
+        );
         for (name, bytes) in overrides {
-            artifacts.get_mut(*name).expect("override of a known artifact").3 = bytes.clone();
+            artifacts
+                .get_mut(*name)
+                .expect("override of a known artifact")
+                .3 = bytes.clone();
         }
 
         // The file index: <root>/simple/<project>/index.html linking ../../files/<name>.
@@ -216,7 +267,11 @@ impl Fixture {
         for (project, links) in pages {
             let d = root.join("simple").join(&project);
             std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("index.html"), format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n")).unwrap();
+            std::fs::write(
+                d.join("index.html"),
+                format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n"),
+            )
+            .unwrap();
         }
 
         let recipe = root.join("mini.toml");
@@ -225,7 +280,13 @@ impl Fixture {
         std::fs::write(&lock, lockfile(&artifacts)).unwrap();
         let index_url = format!("file://{}/simple/", root.display());
         let artifacts = artifacts.into_iter().map(|(k, v)| (k, v.3)).collect();
-        Fixture { dir, recipe, lock, index_url, artifacts }
+        Fixture {
+            dir,
+            recipe,
+            lock,
+            index_url,
+            artifacts,
+        }
     }
 
     fn path(&self) -> &Path {
@@ -237,19 +298,27 @@ impl Fixture {
         let mut c = graft();
         c.arg("--cache-dir").arg(cache);
         c.args(args);
-        c.arg("--recipe").arg(&self.recipe).arg("--lock").arg(&self.lock);
+        c.arg("--recipe")
+            .arg(&self.recipe)
+            .arg("--lock")
+            .arg(&self.lock);
         c.output().unwrap()
     }
 
     fn fetch(&self, cache: &Path, jobs: &str) -> Output {
-        self.run(cache, &["fetch", "--index-url", &self.index_url, "--jobs", jobs])
+        self.run(
+            cache,
+            &["fetch", "--index-url", &self.index_url, "--jobs", jobs],
+        )
     }
 }
 
 /// A lockfile in the format graft reads, written here by hand.
 fn lockfile(artifacts: &BTreeMap<String, (String, String, &str, Vec<u8>)>) -> String {
     // The recipe digest is graft's own definition (what a lockfile depends on).
-    let digest = graft::recipe::Recipe::parse(RECIPE, "mini.toml").unwrap().lock_digest();
+    let digest = graft::recipe::Recipe::parse(RECIPE, "mini.toml")
+        .unwrap()
+        .lock_digest();
     let mut s = format!(
         "schema = 1\ngraft-version = \"0.1.0\"\nrecipe = \"mini\"\nrecipe-digest = \"{digest}\"\nsource-date-epoch = {EPOCH}\n\n\
          [[target]]\nname = \"debian-12\"\npython = \"3.11\"\nimplementation = \"cp\"\nabi = \"cp311\"\narch = \"x86_64\"\nglibc = \"2.36\"\n"
@@ -269,25 +338,49 @@ fn lockfile(artifacts: &BTreeMap<String, (String, String, &str, Vec<u8>)>) -> St
 
 fn ok(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "graft failed ({:?}):\n{stderr}", out.status.code());
+    assert!(
+        out.status.success(),
+        "graft failed ({:?}):\n{stderr}",
+        out.status.code()
+    );
     stderr
 }
 
 fn fails(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "expected an error exit, got {:?}:\n{stderr}", out.status.code());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected an error exit, got {:?}:\n{stderr}",
+        out.status.code()
+    );
     stderr
 }
 
 /// Every entry of a .tar.gz as (path, type, mode, uid, gid, mtime, size, sha256, link).
-type Row = (String, String, u32, u64, u64, u64, u64, Option<String>, Option<String>);
+type Row = (
+    String,
+    String,
+    u32,
+    u64,
+    u64,
+    u64,
+    u64,
+    Option<String>,
+    Option<String>,
+);
 fn read_archive(bytes: &[u8]) -> Vec<Row> {
     let mut a = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut rows = Vec::new();
     for e in a.entries().unwrap() {
         let mut e = e.unwrap();
         let h = e.header().clone();
-        let path = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+        let path = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
         let kind = match h.entry_type() {
             tar::EntryType::Directory => "dir",
             tar::EntryType::Regular => "file",
@@ -296,9 +389,22 @@ fn read_archive(bytes: &[u8]) -> Vec<Row> {
         };
         let mut data = Vec::new();
         e.read_to_end(&mut data).unwrap();
-        let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned());
         let sha = (kind == "file").then(|| sha256_hex(&data));
-        rows.push((path, kind.to_string(), h.mode().unwrap(), h.uid().unwrap(), h.gid().unwrap(), h.mtime().unwrap(), data.len() as u64, sha, link));
+        rows.push((
+            path,
+            kind.to_string(),
+            h.mode().unwrap(),
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            h.mtime().unwrap(),
+            data.len() as u64,
+            sha,
+            link,
+        ));
     }
     rows
 }
@@ -311,7 +417,10 @@ fn build_is_byte_identical_across_dirs_umask_tz_locale_and_cache_order() {
     ok(&fx.fetch(&cache_a, "1"));
     let cache_b = fx.path().join("cache-b/sha256");
     std::fs::create_dir_all(&cache_b).unwrap();
-    let mut names: Vec<_> = std::fs::read_dir(cache_a.join("sha256")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(cache_a.join("sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     names.reverse();
     for n in &names {
@@ -329,7 +438,14 @@ fn build_is_byte_identical_across_dirs_umask_tz_locale_and_cache_order() {
         .env("LANG", "C")
         .args(["--offline", "--cache-dir"])
         .arg(&cache_a)
-        .args(["build", "--target", "debian-12", "-o", "payload.tar.gz", "--recipe"])
+        .args([
+            "build",
+            "--target",
+            "debian-12",
+            "-o",
+            "payload.tar.gz",
+            "--recipe",
+        ])
         .arg(&fx.recipe)
         .arg("--lock")
         .arg(&fx.lock)
@@ -358,14 +474,33 @@ fn build_is_byte_identical_across_dirs_umask_tz_locale_and_cache_order() {
     ok(&b);
     let pa = std::fs::read(out_a.join("payload.tar.gz")).unwrap();
     let pb = std::fs::read(out_b.join("p.tar.gz")).unwrap();
-    assert!(pa == pb, "payloads differ: {} vs {} bytes", pa.len(), pb.len());
+    assert!(
+        pa == pb,
+        "payloads differ: {} vs {} bytes",
+        pa.len(),
+        pb.len()
+    );
     let ma = std::fs::read(out_a.join("payload.manifest.json")).unwrap();
     let mb = std::fs::read(out_b.join("p.manifest.json")).unwrap();
     assert!(ma == mb, "manifests differ");
 
     // And `verify --rebuild` agrees, exit 0.
-    let v = fx.run(&cache_a, &["--offline", "verify", "--rebuild", out_a.join("payload.tar.gz").to_str().unwrap(), "--target", "debian-12"]);
-    assert!(String::from_utf8_lossy(&v.stderr).contains("Verified"), "{}", String::from_utf8_lossy(&v.stderr));
+    let v = fx.run(
+        &cache_a,
+        &[
+            "--offline",
+            "verify",
+            "--rebuild",
+            out_a.join("payload.tar.gz").to_str().unwrap(),
+            "--target",
+            "debian-12",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&v.stderr).contains("Verified"),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
     assert_eq!(v.status.code(), Some(0));
 }
 
@@ -375,20 +510,42 @@ fn manifest_matches_every_archive_entry_and_the_layout_is_right() {
     let cache = fx.path().join("cache");
     ok(&fx.fetch(&cache, "4"));
     let payload = fx.path().join("payload.tar.gz");
-    let out = fx.run(&cache, &["--json", "build", "--target", "debian-12", "-o", payload.to_str().unwrap()]);
+    let out = fx.run(
+        &cache,
+        &[
+            "--json",
+            "build",
+            "--target",
+            "debian-12",
+            "-o",
+            payload.to_str().unwrap(),
+        ],
+    );
     ok(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let bytes = std::fs::read(&payload).unwrap();
     assert_eq!(summary["sha256"], sha256_hex(&bytes));
     assert_eq!(summary["archive_size"], bytes.len() as u64);
 
-    let side: serde_json::Value = serde_json::from_slice(&std::fs::read(fx.path().join("payload.manifest.json")).unwrap()).unwrap();
-    assert_eq!(side["payload"]["sha256"], format!("sha256:{}", sha256_hex(&bytes)));
-    assert_eq!(side["lock_digest"], format!("sha256:{}", sha256_hex(&std::fs::read(&fx.lock).unwrap())));
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.path().join("payload.manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        side["payload"]["sha256"],
+        format!("sha256:{}", sha256_hex(&bytes))
+    );
+    assert_eq!(
+        side["lock_digest"],
+        format!("sha256:{}", sha256_hex(&std::fs::read(&fx.lock).unwrap()))
+    );
     assert_eq!(side["target"], "debian-12");
     let rows = read_archive(&bytes);
     let entries = side["entries"].as_array().unwrap();
-    assert_eq!(rows.len(), entries.len(), "one manifest entry per archive entry");
+    assert_eq!(
+        rows.len(),
+        entries.len(),
+        "one manifest entry per archive entry"
+    );
     let mut paths: Vec<&String> = rows.iter().map(|r| &r.0).collect();
     let sorted = {
         let mut s = paths.clone();
@@ -415,7 +572,11 @@ fn manifest_matches_every_archive_entry_and_the_layout_is_right() {
     }
 
     // The in-guest copy: the same document without the archive digest and its own entry.
-    let row = |p: &str| rows.iter().find(|r| r.0 == p).unwrap_or_else(|| panic!("{p} missing from the payload"));
+    let row = |p: &str| {
+        rows.iter()
+            .find(|r| r.0 == p)
+            .unwrap_or_else(|| panic!("{p} missing from the payload"))
+    };
     let inner_bytes = {
         let mut a = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
         let mut found = None;
@@ -433,34 +594,56 @@ fn manifest_matches_every_archive_entry_and_the_layout_is_right() {
     assert!(inner.get("payload").is_none());
     let inner_entries = inner["entries"].as_array().unwrap();
     assert_eq!(inner_entries.len() + 1, entries.len());
-    assert!(inner_entries.iter().all(|e| e["path"] != "/opt/mini/share/graft/manifest.json"));
+    assert!(inner_entries
+        .iter()
+        .all(|e| e["path"] != "/opt/mini/share/graft/manifest.json"));
 
     // The layout: venv, wrappers, scripts, data files, hooks, unit and its enable link.
-    assert_eq!(row("opt/mini/bin/python3").8.as_deref(), Some("/usr/bin/python3"));
+    assert_eq!(
+        row("opt/mini/bin/python3").8.as_deref(),
+        Some("/usr/bin/python3")
+    );
     assert_eq!(row("opt/mini/bin/python").8.as_deref(), Some("python3"));
     assert_eq!(row("opt/mini/bin/demo-agent").2, 0o755);
     assert_eq!(row("opt/mini/bin/run-parts").2, 0o755);
     assert_eq!(row("opt/mini/bin/notify").2, 0o755);
     assert_eq!(row("opt/mini/templates/conf").2, 0o644);
     assert_eq!(row("opt/mini/hooks/one").2, 0o755);
-    assert_eq!(row("opt/mini/hooks/two").2, 0o755, "hooks get the [layout.hooks] mode");
-    assert!(rows.iter().all(|r| !r.0.ends_with("setup.py")), "only laid-out files come from the sdist");
+    assert_eq!(
+        row("opt/mini/hooks/two").2,
+        0o755,
+        "hooks get the [layout.hooks] mode"
+    );
+    assert!(
+        rows.iter().all(|r| !r.0.ends_with("setup.py")),
+        "only laid-out files come from the sdist"
+    );
     row("opt/mini/lib/python3.11/site-packages/demo_agent/cli.py");
     row("opt/mini/lib/python3.11/site-packages/demo_agent-2.0.dist-info/INSTALLER");
     row("opt/mini/lib/python3.11/site-packages/helper.py");
     row("opt/mini/pyvenv.cfg");
     row("etc/systemd/system/mini-agent.service");
     assert_eq!(
-        row("etc/systemd/system/multi-user.target.wants/mini-agent.service").8.as_deref(),
+        row("etc/systemd/system/multi-user.target.wants/mini-agent.service")
+            .8
+            .as_deref(),
         Some("/etc/systemd/system/mini-agent.service")
     );
 
     // GNU tar (an oracle nobody here wrote) lists the same paths with owner 0/0.
-    let listing = Command::new("tar").args(["--numeric-owner", "-tvzf"]).arg(&payload).output().unwrap();
+    let listing = Command::new("tar")
+        .args(["--numeric-owner", "-tvzf"])
+        .arg(&payload)
+        .output()
+        .unwrap();
     assert!(listing.status.success());
     let text = String::from_utf8_lossy(&listing.stdout);
     assert_eq!(text.lines().count(), rows.len());
-    assert!(text.lines().all(|l| l.split_whitespace().nth(1) == Some("0/0")), "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l.split_whitespace().nth(1) == Some("0/0")),
+        "{text}"
+    );
     let gnu_paths: Vec<String> = text
         .lines()
         .map(|l| {
@@ -468,7 +651,10 @@ fn manifest_matches_every_archive_entry_and_the_layout_is_right() {
             name.trim_end_matches('/').to_string()
         })
         .collect();
-    assert_eq!(gnu_paths, rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        gnu_paths,
+        rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -477,16 +663,45 @@ fn the_venv_files_are_what_an_installer_writes() {
     let cache = fx.path().join("cache");
     ok(&fx.fetch(&cache, "2"));
     let payload = fx.path().join("p.tar.gz");
-    ok(&fx.run(&cache, &["build", "--target", "debian-12", "-o", payload.to_str().unwrap()]));
+    ok(&fx.run(
+        &cache,
+        &[
+            "build",
+            "--target",
+            "debian-12",
+            "-o",
+            payload.to_str().unwrap(),
+        ],
+    ));
     let dest = fx.path().join("x");
     std::fs::create_dir_all(&dest).unwrap();
-    assert!(Command::new("tar").arg("-xzf").arg(&payload).arg("-C").arg(&dest).status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-xzf")
+        .arg(&payload)
+        .arg("-C")
+        .arg(&dest)
+        .status()
+        .unwrap()
+        .success());
     let p = dest.join("opt/mini");
-    assert_eq!(std::fs::read_to_string(p.join("pyvenv.cfg")).unwrap(), "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11\n");
+    assert_eq!(
+        std::fs::read_to_string(p.join("pyvenv.cfg")).unwrap(),
+        "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11\n"
+    );
     let wrapper = std::fs::read_to_string(p.join("bin/demo-agent")).unwrap();
-    assert!(wrapper.starts_with("#!/opt/mini/bin/python3\n") && wrapper.contains("from demo_agent.cli import main"), "{wrapper}");
-    assert_eq!(std::fs::read_to_string(p.join("bin/pyscript")).unwrap(), "#!/opt/mini/bin/python3\nprint('x')\n");
-    assert_eq!(std::fs::read_to_string(p.join("bin/run-parts")).unwrap(), "#!/bin/bash\necho parts\n");
+    assert!(
+        wrapper.starts_with("#!/opt/mini/bin/python3\n")
+            && wrapper.contains("from demo_agent.cli import main"),
+        "{wrapper}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("bin/pyscript")).unwrap(),
+        "#!/opt/mini/bin/python3\nprint('x')\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("bin/run-parts")).unwrap(),
+        "#!/bin/bash\necho parts\n"
+    );
     // RECORD: every installed file with its real hash, as pip's RECORD would list it.
     let sp = p.join("lib/python3.11/site-packages");
     let record = std::fs::read_to_string(sp.join("demo_agent-2.0.dist-info/RECORD")).unwrap();
@@ -503,12 +718,23 @@ fn the_venv_files_are_what_an_installer_writes() {
         assert_eq!(size, data.len().to_string(), "{path}");
         listed += 1;
     }
-    assert!(record.contains("../../../bin/demo-agent,") && record.contains("demo_agent-2.0.dist-info/INSTALLER,"), "{record}");
-    assert_eq!(std::fs::read_to_string(sp.join("demo_agent-2.0.dist-info/INSTALLER")).unwrap(), "graft\n");
+    assert!(
+        record.contains("../../../bin/demo-agent,")
+            && record.contains("demo_agent-2.0.dist-info/INSTALLER,"),
+        "{record}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sp.join("demo_agent-2.0.dist-info/INSTALLER")).unwrap(),
+        "graft\n"
+    );
     assert_eq!(listed, 9, "{record}");
     // The unit.
     let unit = std::fs::read_to_string(dest.join("etc/systemd/system/mini-agent.service")).unwrap();
-    assert!(unit.contains("ExecStart=/opt/mini/bin/demo-agent --run\n") && unit.contains("Environment=\"LC_ALL=C\"\n"), "{unit}");
+    assert!(
+        unit.contains("ExecStart=/opt/mini/bin/demo-agent --run\n")
+            && unit.contains("Environment=\"LC_ALL=C\"\n"),
+        "{unit}"
+    );
 }
 
 #[test]
@@ -524,15 +750,42 @@ fn a_tampered_cache_entry_is_refused_and_fetched_again() {
     std::fs::write(&entry, &evil).unwrap();
 
     // Offline, the bad entry is discarded and counted as missing.
-    let err = fails(&fx.run(&cache, &["--offline", "build", "--target", "debian-12", "-o", fx.path().join("p.tar.gz").to_str().unwrap()]));
-    assert!(err.contains("helper-1.5-py3-none-any.whl") && err.contains("missing"), "{err}");
+    let err = fails(&fx.run(
+        &cache,
+        &[
+            "--offline",
+            "build",
+            "--target",
+            "debian-12",
+            "-o",
+            fx.path().join("p.tar.gz").to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        err.contains("helper-1.5-py3-none-any.whl") && err.contains("missing"),
+        "{err}"
+    );
     assert!(!entry.exists(), "the tampered entry is deleted");
 
     // Online, it is fetched again and the build succeeds with the right bytes.
     std::fs::write(&entry, &evil).unwrap();
-    let out = fx.run(&cache, &["build", "--index-url", &fx.index_url, "--target", "debian-12", "-o", fx.path().join("p.tar.gz").to_str().unwrap()]);
+    let out = fx.run(
+        &cache,
+        &[
+            "build",
+            "--index-url",
+            &fx.index_url,
+            "--target",
+            "debian-12",
+            "-o",
+            fx.path().join("p.tar.gz").to_str().unwrap(),
+        ],
+    );
     let stderr = ok(&out);
-    assert!(stderr.contains("Discarded the cache entry of helper-1.5-py3-none-any.whl"), "{stderr}");
+    assert!(
+        stderr.contains("Discarded the cache entry of helper-1.5-py3-none-any.whl"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&entry).unwrap(), *helper);
 }
 
@@ -542,7 +795,14 @@ fn offline_with_an_empty_cache_lists_every_missing_artifact() {
     let cache = fx.path().join("empty");
     for args in [
         vec!["--offline", "fetch"],
-        vec!["--offline", "build", "--target", "debian-12", "-o", "/nonexistent/never.tar.gz"],
+        vec![
+            "--offline",
+            "build",
+            "--target",
+            "debian-12",
+            "-o",
+            "/nonexistent/never.tar.gz",
+        ],
     ] {
         let err = fails(&fx.run(&cache, &args));
         assert!(err.contains("3 artifact(s) missing"), "{err}");
@@ -575,18 +835,36 @@ fn hostile_wheels_are_rejected_naming_the_wheel() {
         let fx = Fixture::new(&[(name, bytes)]);
         let cache = fx.path().join("cache");
         ok(&fx.fetch(&cache, "2"));
-        let err = fails(&fx.run(&cache, &["--offline", "build", "--target", "debian-12", "-o", fx.path().join("p.tar.gz").to_str().unwrap()]));
+        let err = fails(&fx.run(
+            &cache,
+            &[
+                "--offline",
+                "build",
+                "--target",
+                "debian-12",
+                "-o",
+                fx.path().join("p.tar.gz").to_str().unwrap(),
+            ],
+        ));
         assert!(err.contains(name) && err.contains(word), "{word}: {err}");
-        assert!(!fx.path().join("p.tar.gz").exists(), "nothing written on failure");
+        assert!(
+            !fx.path().join("p.tar.gz").exists(),
+            "nothing written on failure"
+        );
     }
 }
 
 #[test]
 fn a_stale_lockfile_is_refused() {
     let fx = Fixture::new(&[]);
-    let text = std::fs::read_to_string(&fx.recipe).unwrap().replace("\"helper\"]", "\"helper\", \"extra\"]");
+    let text = std::fs::read_to_string(&fx.recipe)
+        .unwrap()
+        .replace("\"helper\"]", "\"helper\", \"extra\"]");
     std::fs::write(&fx.recipe, text).unwrap();
-    let err = fails(&fx.run(&fx.path().join("cache"), &["--offline", "build", "--target", "debian-12"]));
+    let err = fails(&fx.run(
+        &fx.path().join("cache"),
+        &["--offline", "build", "--target", "debian-12"],
+    ));
     assert!(err.contains("stale") && err.contains("graft lock"), "{err}");
 }
 
@@ -596,12 +874,25 @@ fn verify_rebuild_names_the_first_entry_that_differs() {
     let cache = fx.path().join("cache");
     ok(&fx.fetch(&cache, "4"));
     let payload = fx.path().join("p.tar.gz");
-    ok(&fx.run(&cache, &["--offline", "build", "--target", "debian-12", "-o", payload.to_str().unwrap()]));
+    ok(&fx.run(
+        &cache,
+        &[
+            "--offline",
+            "build",
+            "--target",
+            "debian-12",
+            "-o",
+            payload.to_str().unwrap(),
+        ],
+    ));
 
     // Rewrite the payload with one file's content changed, everything else as it was.
     let bytes = std::fs::read(&payload).unwrap();
     let mut a = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
-    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
     for e in a.entries().unwrap() {
         let mut e = e.unwrap();
         let mut h = e.header().clone();
@@ -622,10 +913,23 @@ fn verify_rebuild_names_the_first_entry_that_differs() {
     }
     let tampered = fx.path().join("tampered.tar.gz");
     std::fs::write(&tampered, b.into_inner().unwrap().finish().unwrap()).unwrap();
-    let out = fx.run(&cache, &["--offline", "verify", "--rebuild", tampered.to_str().unwrap(), "--target", "debian-12"]);
+    let out = fx.run(
+        &cache,
+        &[
+            "--offline",
+            "verify",
+            "--rebuild",
+            tampered.to_str().unwrap(),
+            "--target",
+            "debian-12",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("/opt/mini/templates/conf: content differs"), "{stderr}");
+    assert!(
+        stderr.contains("/opt/mini/templates/conf: content differs"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -634,8 +938,23 @@ fn a_layout_file_missing_from_its_archive_is_named() {
     let cache = fx.path().join("cache");
     ok(&fx.fetch(&cache, "2"));
     // The layout shapes the build, not the lock: the lockfile stays valid.
-    let text = std::fs::read_to_string(&fx.recipe).unwrap().replace("from = \"templates/conf\"", "from = \"templates/gone\"");
+    let text = std::fs::read_to_string(&fx.recipe)
+        .unwrap()
+        .replace("from = \"templates/conf\"", "from = \"templates/gone\"");
     std::fs::write(&fx.recipe, text).unwrap();
-    let err = fails(&fx.run(&cache, &["--offline", "build", "--target", "debian-12", "-o", fx.path().join("p.tar.gz").to_str().unwrap()]));
-    assert!(err.contains("templates/gone") && err.contains("\"agents\""), "{err}");
+    let err = fails(&fx.run(
+        &cache,
+        &[
+            "--offline",
+            "build",
+            "--target",
+            "debian-12",
+            "-o",
+            fx.path().join("p.tar.gz").to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        err.contains("templates/gone") && err.contains("\"agents\""),
+        "{err}"
+    );
 }

@@ -45,7 +45,9 @@ fn lockfile(work: &Path) -> PathBuf {
         return PathBuf::from(l);
     }
     let committed = root().join("lockfiles/heat-agent.lock");
-    let digest = graft::recipe::Recipe::load(&recipe()).unwrap().lock_digest();
+    let digest = graft::recipe::Recipe::load(&recipe())
+        .unwrap()
+        .lock_digest();
     if std::fs::read_to_string(&committed).is_ok_and(|t| t.contains(&digest)) {
         return committed;
     }
@@ -102,13 +104,24 @@ fn built() -> &'static Built {
                 e.unpack(Path::new("/").join(&path)).unwrap();
             }
         }
-        Built { _dir: dir, lock, cache, payload, prefix, work }
+        Built {
+            _dir: dir,
+            lock,
+            cache,
+            payload,
+            prefix,
+            work,
+        }
     })
 }
 
 fn host_python_is_311() {
-    let out = Command::new("/usr/bin/python3").args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).output();
-    let version = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output();
+    let version = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     assert_eq!(version, "3.11", "these tests run the debian-12 payload with the host's /usr/bin/python3, which must be CPython 3.11");
 }
 
@@ -123,9 +136,16 @@ fn unit_environment(b: &Built) -> Vec<(String, String)> {
             e.read_to_string(&mut text).unwrap();
         }
     }
-    assert!(!text.is_empty(), "the payload has no os-collect-config.service");
+    assert!(
+        !text.is_empty(),
+        "the payload has no os-collect-config.service"
+    );
     text.lines()
-        .filter_map(|l| l.strip_prefix("Environment=\"")?.strip_suffix('"').map(str::to_string))
+        .filter_map(|l| {
+            l.strip_prefix("Environment=\"")?
+                .strip_suffix('"')
+                .map(str::to_string)
+        })
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap();
             (k.to_string(), v.replace("\\\"", "\"").replace("%%", "%"))
@@ -140,9 +160,20 @@ fn the_payload_tools_run_and_its_libraries_import_with_the_host_python() {
     let b = built();
     let bin = b.prefix.join("bin");
     for tool in ["os-collect-config", "os-refresh-config", "os-apply-config"] {
-        let out = check(Command::new(bin.join(tool)).arg("--help").env_clear().env("LC_ALL", "C").output().unwrap(), tool);
+        let out = check(
+            Command::new(bin.join(tool))
+                .arg("--help")
+                .env_clear()
+                .env("LC_ALL", "C")
+                .output()
+                .unwrap(),
+            tool,
+        );
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains(&format!("usage: {tool}")), "{tool} --help:\n{text}");
+        assert!(
+            text.contains(&format!("usage: {tool}")),
+            "{tool} --help:\n{text}"
+        );
     }
     let out = check(
         Command::new(bin.join("python3"))
@@ -152,11 +183,24 @@ fn the_payload_tools_run_and_its_libraries_import_with_the_host_python() {
             .unwrap(),
         "imports",
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), b.prefix.to_str().unwrap(), "the venv's python runs in the venv");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        b.prefix.to_str().unwrap(),
+        "the venv's python runs in the venv"
+    );
     // dib-run-parts (from the os-refresh-config wheel) and the heat-agents files are there.
-    for f in ["bin/dib-run-parts", "bin/heat-config-notify", "os-refresh-config/configure.d/55-heat-config", "hooks/script"] {
+    for f in [
+        "bin/dib-run-parts",
+        "bin/heat-config-notify",
+        "os-refresh-config/configure.d/55-heat-config",
+        "hooks/script",
+    ] {
         let m = std::fs::metadata(b.prefix.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777, 0o755, "{f}");
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777,
+            0o755,
+            "{f}"
+        );
     }
 }
 
@@ -167,7 +211,11 @@ fn run_local_collector(b: &Built, env: &[(String, String)]) -> Output {
     let cachedir = b.work.join(format!("occ-cache-{}", env.len()));
     std::fs::create_dir_all(&data).unwrap();
     std::fs::create_dir_all(&cachedir).unwrap();
-    std::fs::write(data.join("graft-test.json"), r#"{"graft-probe": {"answer": 42}}"#).unwrap();
+    std::fs::write(
+        data.join("graft-test.json"),
+        r#"{"graft-probe": {"answer": 42}}"#,
+    )
+    .unwrap();
     let mut c = Command::new(b.prefix.join("bin/os-collect-config"));
     c.env_clear();
     for (k, v) in env {
@@ -189,18 +237,32 @@ fn the_local_collector_runs_under_the_units_environment() {
     host_python_is_311();
     let b = built();
     let env = unit_environment(b);
-    assert!(env.iter().any(|(k, v)| k == "LC_ALL" && v == "C"), "{env:?}");
+    assert!(
+        env.iter().any(|(k, v)| k == "LC_ALL" && v == "C"),
+        "{env:?}"
+    );
     let out = run_local_collector(b, &env);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "collector failed under the unit's environment:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "collector failed under the unit's environment:\n{stderr}"
+    );
     assert!(!stderr.contains("locale.Error"), "{stderr}");
-    let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    assert_eq!(printed["graft-test.json"]["graft-probe"]["answer"], 42, "{stdout}");
+    let printed: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(
+        printed["graft-test.json"]["graft-probe"]["answer"], 42,
+        "{stdout}"
+    );
 
     // The control: under C.UTF-8 on a host without en_US.UTF-8 the same run must fail
     // with the locale error, or the check above proves nothing.
-    let locales = Command::new("locale").arg("-a").output().map(|o| String::from_utf8_lossy(&o.stdout).to_lowercase()).unwrap_or_default();
+    let locales = Command::new("locale")
+        .arg("-a")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_lowercase())
+        .unwrap_or_default();
     if locales.contains("en_us.utf8") || locales.contains("en_us.utf-8") {
         eprintln!("note: this host has en_US.UTF-8, so the C.UTF-8 control cannot fail here");
         return;
@@ -208,7 +270,10 @@ fn the_local_collector_runs_under_the_units_environment() {
     let path = env.iter().find(|(k, _)| k == "PATH").cloned().unwrap();
     let out = run_local_collector(b, &[path, ("LANG".into(), "C.UTF-8".into())]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("locale.Error"), "the control did not hit the trap:\n{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("locale.Error"),
+        "the control did not hit the trap:\n{stderr}"
+    );
 }
 
 #[test]
@@ -236,9 +301,23 @@ fn the_real_payload_is_reproducible_and_verifies() {
     );
     check(
         Command::new("sh")
-            .args(["-c", "umask 077; exec \"$@\"", "sh", graft, "--offline", "--cache-dir"])
+            .args([
+                "-c",
+                "umask 077; exec \"$@\"",
+                "sh",
+                graft,
+                "--offline",
+                "--cache-dir",
+            ])
             .arg(&cache2)
-            .args(["build", "--target", TARGET, "-o", "again.tar.gz", "--recipe"])
+            .args([
+                "build",
+                "--target",
+                TARGET,
+                "-o",
+                "again.tar.gz",
+                "--recipe",
+            ])
             .arg(recipe())
             .arg("--lock")
             .arg(&b.lock)
@@ -252,9 +331,13 @@ fn the_real_payload_is_reproducible_and_verifies() {
             .unwrap(),
         "second build",
     );
-    assert!(std::fs::read(&b.payload).unwrap() == std::fs::read(other.join("again.tar.gz")).unwrap(), "payload bytes differ");
     assert!(
-        std::fs::read(b.work.join("payload.manifest.json")).unwrap() == std::fs::read(other.join("again.manifest.json")).unwrap(),
+        std::fs::read(&b.payload).unwrap() == std::fs::read(other.join("again.tar.gz")).unwrap(),
+        "payload bytes differ"
+    );
+    assert!(
+        std::fs::read(b.work.join("payload.manifest.json")).unwrap()
+            == std::fs::read(other.join("again.manifest.json")).unwrap(),
         "manifests differ"
     );
     let out = Command::new(graft)
@@ -269,5 +352,10 @@ fn the_real_payload_is_reproducible_and_verifies() {
         .arg(&b.lock)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -10,7 +10,10 @@ use std::process::Command;
 use boot_support::*;
 
 fn graft(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_graft")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_graft"))
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "graft {args:?} failed: {}",
@@ -23,7 +26,9 @@ fn graft(args: &[&std::ffi::OsStr]) -> std::process::Output {
 fn inspect_and_cat_a_real_debian_12_image_in_every_container() {
     let img = debian_image();
     let oracle = GuestFs::open(&img.raw);
-    let os_release = oracle.read("/etc/os-release").expect("debugfs reads /etc/os-release");
+    let os_release = oracle
+        .read("/etc/os-release")
+        .expect("debugfs reads /etc/os-release");
     assert!(!os_release.is_empty());
 
     for (path, format) in [
@@ -42,10 +47,23 @@ fn inspect_and_cat_a_real_debian_12_image_in_every_container() {
         assert_eq!(j["python"]["default"], "3.11", "{what}");
         assert_eq!(j["architecture"], "x86_64", "{what}");
         assert_eq!(j["init"], "systemd", "{what}");
-        assert!(j["cloud_init"]["version"].as_str().is_some_and(|v| v.starts_with("22.")), "{what}: {}", j["cloud_init"]);
-        assert!(j["glibc"].as_str().is_some_and(|v| v.starts_with("2.36")), "{what}: glibc {}", j["glibc"]);
+        assert!(
+            j["cloud_init"]["version"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("22.")),
+            "{what}: {}",
+            j["cloud_init"]
+        );
+        assert!(
+            j["glibc"].as_str().is_some_and(|v| v.starts_with("2.36")),
+            "{what}: glibc {}",
+            j["glibc"]
+        );
 
         let cat = graft(&["cat".as_ref(), path.as_os_str(), "/etc/os-release".as_ref()]);
-        assert_eq!(cat.stdout, os_release, "{what}: graft cat differs from debugfs");
+        assert_eq!(
+            cat.stdout, os_release,
+            "{what}: graft cat differs from debugfs"
+        );
     }
 }

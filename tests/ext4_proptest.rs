@@ -37,7 +37,11 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn e2fsck_clean(img: &Path) -> Result<(), String> {
     let out = Command::new("e2fsck").arg("-fn").arg(img).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if out.status.success() && !text.contains("Fix?") {
         Ok(())
     } else {
@@ -55,14 +59,21 @@ fn apply(w: &mut Ext4Writer, op: &Op, step: usize) -> Result<Option<(String, Vec
         Op::File(d, n, size) => {
             w.mkdir_p(&dir_name(*d), &m)?;
             let path = format!("{}/f{step}-{n}", dir_name(*d));
-            let data: Vec<u8> = (0..*size).map(|i| (i.wrapping_mul(31) ^ step as u32) as u8).collect();
+            let data: Vec<u8> = (0..*size)
+                .map(|i| (i.wrapping_mul(31) ^ step as u32) as u8)
+                .collect();
             w.create_file(&path, &m, *size as u64, &mut &data[..], false)?;
             Ok(Some((path, data)))
         }
         Op::Symlink(d, n, len) => {
             w.mkdir_p(&dir_name(*d), &m)?;
             let target = "t".repeat(*len as usize);
-            w.symlink(&format!("{}/l{step}-{n}", dir_name(*d)), target.as_bytes(), &m, false)?;
+            w.symlink(
+                &format!("{}/l{step}-{n}", dir_name(*d)),
+                target.as_bytes(),
+                &m,
+                false,
+            )?;
             Ok(None)
         }
         Op::ManyFiles(d, k) => {

@@ -22,7 +22,10 @@ const EPOCH: i64 = 1_700_000_000;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn bytes(&mut self, n: usize) -> Vec<u8> {
@@ -55,7 +58,11 @@ fn make_host_tree(root: &Path, spec: TreeSpec, seed: u64) {
     fs::create_dir_all(&files).unwrap();
     let edge = [0usize, 1, 1023, 1024, 1025, 4095, 4096, 4097, 12 * 4096 + 1];
     for i in 0..spec.small_files {
-        let size = if i < edge.len() { edge[i] } else { (rng.next() % 20000) as usize };
+        let size = if i < edge.len() {
+            edge[i]
+        } else {
+            (rng.next() % 20000) as usize
+        };
         let p = files.join(format!("f{i:05}.dat"));
         fs::write(&p, rng.bytes(size)).unwrap();
         let mode = [0o644, 0o600, 0o755, 0o444][i % 4];
@@ -81,7 +88,11 @@ fn make_host_tree(root: &Path, spec: TreeSpec, seed: u64) {
     symlink("../files/f00001.dat", links.join("short")).unwrap();
     symlink("x".repeat(59), links.join("fast-59")).unwrap();
     symlink("y".repeat(60), links.join("slow-60")).unwrap();
-    symlink(format!("/{}", "long-component/".repeat(20)), links.join("long")).unwrap();
+    symlink(
+        format!("/{}", "long-component/".repeat(20)),
+        links.join("long"),
+    )
+    .unwrap();
     symlink("/etc/passwd", links.join("absolute")).unwrap();
     let private = root.join("private");
     fs::create_dir_all(&private).unwrap();
@@ -100,8 +111,14 @@ fn make_host_tree(root: &Path, spec: TreeSpec, seed: u64) {
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -126,7 +143,10 @@ fn mkfs(img: &Path, size_mb: u64, args: &[&str], populate: Option<&Path>) {
 
 fn e2fsck_clean(img: &Path, what: &str) {
     let (ok, text) = run(Command::new("e2fsck").args(["-fn"]).arg(img));
-    assert!(ok && !text.contains("Fix?") && !text.contains("? no"), "{what}: e2fsck -fn found problems:\n{text}");
+    assert!(
+        ok && !text.contains("Fix?") && !text.contains("? no"),
+        "{what}: e2fsck -fn found problems:\n{text}"
+    );
 }
 
 fn debugfs(img: &Path, request: &str) -> String {
@@ -141,7 +161,10 @@ fn guest_listing(img: &Path, dir: &str, work: &Path) -> BTreeMap<String, (u32, u
     let mut out = BTreeMap::new();
     let mut pending = vec![String::new()];
     while !pending.is_empty() {
-        let cmds: String = pending.iter().map(|rel| format!("ls -p \"{dir}/{rel}\"\n")).collect();
+        let cmds: String = pending
+            .iter()
+            .map(|rel| format!("ls -p \"{dir}/{rel}\"\n"))
+            .collect();
         let cmdfile = work.join("cmds");
         fs::write(&cmdfile, &cmds).unwrap();
         let (ok, text) = run(Command::new("debugfs").arg("-f").arg(&cmdfile).arg(img));
@@ -150,7 +173,10 @@ fn guest_listing(img: &Path, dir: &str, work: &Path) -> BTreeMap<String, (u32, u
         let mut idx = 0usize;
         for line in text.lines() {
             if line.starts_with("debugfs:") {
-                idx = pending.iter().position(|r| line.ends_with(&format!("ls -p \"{dir}/{r}\""))).unwrap_or(idx);
+                idx = pending
+                    .iter()
+                    .position(|r| line.ends_with(&format!("ls -p \"{dir}/{r}\"")))
+                    .unwrap_or(idx);
                 continue;
             }
             let f: Vec<&str> = line.split('/').collect();
@@ -163,7 +189,11 @@ fn guest_listing(img: &Path, dir: &str, work: &Path) -> BTreeMap<String, (u32, u
                 continue;
             }
             let mode = u32::from_str_radix(f[2], 8).unwrap();
-            let rel = if pending[idx].is_empty() { name.to_string() } else { format!("{}/{name}", pending[idx]) };
+            let rel = if pending[idx].is_empty() {
+                name.to_string()
+            } else {
+                format!("{}/{name}", pending[idx])
+            };
             if mode & 0o170000 == 0o040000 {
                 next.push(rel.clone());
             }
@@ -183,12 +213,25 @@ fn host_view(root: &Path) -> BTreeMap<String, (u32, String)> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let e = e.unwrap();
-        let rel = e.path().strip_prefix(root).unwrap().to_str().unwrap().to_string();
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let md = e.path().symlink_metadata().unwrap();
         let ft = md.file_type();
         let mode = md.permissions().mode();
         let v = if ft.is_symlink() {
-            (0o120777, fs::read_link(e.path()).unwrap().to_str().unwrap().to_string())
+            (
+                0o120777,
+                fs::read_link(e.path())
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+            )
         } else if ft.is_dir() {
             (mode, String::new())
         } else {
@@ -226,7 +269,9 @@ fn verify(img: &Path, host: &Path, guest: &str, work: &Path) {
     let got = dumped_view(img, guest, work);
     assert_eq!(got.len(), want.len(), "entry count under {guest}");
     for (rel, (mode, v)) in &want {
-        let g = got.get(rel).unwrap_or_else(|| panic!("{guest}/{rel} missing in the image"));
+        let g = got
+            .get(rel)
+            .unwrap_or_else(|| panic!("{guest}/{rel} missing in the image"));
         assert_eq!(&g.1, v, "{guest}/{rel}: content or link target differs");
         if mode & 0o170000 != 0o120000 {
             assert_eq!(g.0 & 0o7777, mode & 0o7777, "{guest}/{rel}: mode as dumped");
@@ -234,10 +279,17 @@ fn verify(img: &Path, host: &Path, guest: &str, work: &Path) {
     }
     let listing = guest_listing(img, guest, work);
     let extra: Vec<_> = listing.keys().filter(|k| !want.contains_key(*k)).collect();
-    assert!(extra.is_empty() && listing.len() == want.len(), "ls -p under {guest}: unexpected {extra:?}");
+    assert!(
+        extra.is_empty() && listing.len() == want.len(),
+        "ls -p under {guest}: unexpected {extra:?}"
+    );
     for (rel, (mode, _)) in &want {
         let (m, u, g) = listing[rel];
-        let want_mode = if mode & 0o170000 == 0o120000 { 0o120777 } else { *mode & 0o177777 };
+        let want_mode = if mode & 0o170000 == 0o120000 {
+            0o120777
+        } else {
+            *mode & 0o177777
+        };
         assert_eq!(m, want_mode, "{guest}/{rel}: mode in the inode");
         assert_eq!((u, g), (UID, GID), "{guest}/{rel}: owner");
     }
@@ -247,7 +299,11 @@ fn verify(img: &Path, host: &Path, guest: &str, work: &Path) {
 }
 
 fn verify_content(img: &Path, host: &Path, guest: &str, work: &Path) {
-    assert_eq!(dumped_view(img, guest, work), host_view(host), "{guest}: contents differ");
+    assert_eq!(
+        dumped_view(img, guest, work),
+        host_view(host),
+        "{guest}: contents differ"
+    );
 }
 
 struct Case {
@@ -258,7 +314,12 @@ struct Case {
 }
 
 fn small_spec() -> TreeSpec {
-    TreeSpec { small_files: 300, big_file: 6 << 20, big_dir: 3000, depth: 40 }
+    TreeSpec {
+        small_files: 300,
+        big_file: 6 << 20,
+        big_dir: 3000,
+        depth: 40,
+    }
 }
 
 fn run_case(c: &Case) {
@@ -268,7 +329,12 @@ fn run_case(c: &Case) {
     let img = tmp.path().join("img");
     mkfs(&img, c.size_mb, c.mkfs, None);
     let report = copy_in(&img, &host, "/opt/graft");
-    assert_eq!(report.existing_dirs_changed, vec!["/".to_string()], "{}", c.name);
+    assert_eq!(
+        report.existing_dirs_changed,
+        vec!["/".to_string()],
+        "{}",
+        c.name
+    );
     e2fsck_clean(&img, c.name);
     verify(&img, &host, "/opt/graft", tmp.path());
 }
@@ -309,11 +375,26 @@ matrix! {
 #[test]
 fn ext4_defaults_full_size() {
     let spec = if full() {
-        TreeSpec { small_files: 10_000, big_file: 100 << 20, big_dir: 50_000, depth: 100 }
+        TreeSpec {
+            small_files: 10_000,
+            big_file: 100 << 20,
+            big_dir: 50_000,
+            depth: 100,
+        }
     } else {
-        TreeSpec { small_files: 1000, big_file: 20 << 20, big_dir: 12_000, depth: 60 }
+        TreeSpec {
+            small_files: 1000,
+            big_file: 20 << 20,
+            big_dir: 12_000,
+            depth: 60,
+        }
     };
-    run_case(&Case { name: "defaults", size_mb: 2048, mkfs: &[], spec });
+    run_case(&Case {
+        name: "defaults",
+        size_mb: 2048,
+        mkfs: &[],
+        spec,
+    });
 }
 
 /// A filesystem populated by mke2fs -d with a 20,000-entry htree directory: new entries go
@@ -326,7 +407,15 @@ fn into_existing_large_htree_directory() {
     fs::create_dir_all(&big).unwrap();
     let n = if full() { 20_000 } else { 8_000 };
     for i in 0..n {
-        fs::write(big.join(format!("existing-{i:05}")), if i % 100 == 0 { format!("{i}") } else { String::new() }).unwrap();
+        fs::write(
+            big.join(format!("existing-{i:05}")),
+            if i % 100 == 0 {
+                format!("{i}")
+            } else {
+                String::new()
+            },
+        )
+        .unwrap();
     }
     fs::create_dir_all(pre.join("etc")).unwrap();
     fs::write(pre.join("etc/hostname"), b"guest\n").unwrap();
@@ -336,7 +425,11 @@ fn into_existing_large_htree_directory() {
     let (_, text) = run(Command::new("e2fsck").args(["-fyD"]).arg(&img));
     e2fsck_clean(&img, &format!("after e2fsck -D: {text}"));
     let info = debugfs(&img, "htree_dump /big");
-    assert!(info.contains("Number of entries"), "mke2fs -d did not index /big: {}", &info[..info.len().min(500)]);
+    assert!(
+        info.contains("Number of entries"),
+        "mke2fs -d did not index /big: {}",
+        &info[..info.len().min(500)]
+    );
     let before_big = dumped_view(&img, "/big", tmp.path());
     let before_etc = dumped_view(&img, "/etc", tmp.path());
 
@@ -344,7 +437,11 @@ fn into_existing_large_htree_directory() {
     fs::create_dir_all(&host).unwrap();
     let mut rng = Lcg(3);
     for i in 0..3000 {
-        fs::write(host.join(format!("added-{i:05}-{}", "z".repeat(i % 17))), rng.bytes(i % 300)).unwrap();
+        fs::write(
+            host.join(format!("added-{i:05}-{}", "z".repeat(i % 17))),
+            rng.bytes(i % 300),
+        )
+        .unwrap();
     }
     symlink("existing-00001", host.join("link-to-existing")).unwrap();
     let report = copy_in(&img, &host, "/big");
@@ -386,7 +483,10 @@ fn nearly_full_and_out_of_inodes() {
     let err = w.check_space(&n).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Ext4Error::NoSpace(_)), "{msg}");
-    assert!(msg.contains("needs") && msg.contains(&format!("{} blocks", w.free_blocks())), "{msg}");
+    assert!(
+        msg.contains("needs") && msg.contains(&format!("{} blocks", w.free_blocks())),
+        "{msg}"
+    );
     // What still fits is written cleanly into the fragmented remainder.
     let free = w.free_blocks();
     drop(w);
@@ -415,7 +515,10 @@ fn nearly_full_and_out_of_inodes() {
     let mut w = Ext4Writer::open(&mut dev).unwrap();
     let n = needs(&mut w, &items, "/x").unwrap();
     let msg = w.check_space(&n).unwrap_err().to_string();
-    assert!(msg.contains("inodes") && msg.contains(&format!("{} inodes free", w.free_inodes())), "{msg}");
+    assert!(
+        msg.contains("inodes") && msg.contains(&format!("{} inodes free", w.free_inodes())),
+        "{msg}"
+    );
     drop(w);
     drop(dev);
     // Up to the last free inode, written cleanly.
@@ -469,7 +572,11 @@ fn refuses_unknown_incompat_feature() {
     sb.finish();
     dev.write_at(&sb.raw, 1024).unwrap();
     let err = Ext4Writer::open(&mut dev).err().expect("must refuse");
-    assert!(err.to_string().contains("incompatible feature bits 0x1000000"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("incompatible feature bits 0x1000000"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -481,8 +588,11 @@ fn existing_name_is_refused_without_replace() {
     let mut w = Ext4Writer::open(&mut dev).unwrap();
     let m = Meta::new(0o644, 0, 0, 0);
     w.mkdir_p("/etc", &m).unwrap();
-    w.create_file("/etc/a", &m, 3, &mut &b"abc"[..], false).unwrap();
-    let e = w.create_file("/etc/a", &m, 1, &mut &b"x"[..], false).unwrap_err();
+    w.create_file("/etc/a", &m, 3, &mut &b"abc"[..], false)
+        .unwrap();
+    let e = w
+        .create_file("/etc/a", &m, 1, &mut &b"x"[..], false)
+        .unwrap_err();
     assert!(matches!(e, Ext4Error::Exists(_)), "{e}");
     let e = w.symlink("/etc/a", b"b", &m, false).unwrap_err();
     assert!(matches!(e, Ext4Error::Exists(_)), "{e}");
@@ -504,15 +614,20 @@ fn existing_name_is_refused_without_replace() {
     let mut w = Ext4Writer::open(&mut dev).unwrap();
     let free_before = w.free_blocks();
     let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    w.create_file("/etc/big", &m, big.len() as u64, &mut &big[..], false).unwrap();
+    w.create_file("/etc/big", &m, big.len() as u64, &mut &big[..], false)
+        .unwrap();
     w.commit().unwrap();
     e2fsck_clean(&img, "before replace");
     let mut dev = RawFile::open(&img, true).unwrap();
     let mut w = Ext4Writer::open(&mut dev).unwrap();
-    w.create_file("/etc/big", &m, 5, &mut &b"small"[..], true).unwrap();
-    w.create_file("/etc/a", &m, 3, &mut &b"new"[..], true).unwrap();
+    w.create_file("/etc/big", &m, 5, &mut &b"small"[..], true)
+        .unwrap();
+    w.create_file("/etc/a", &m, 3, &mut &b"new"[..], true)
+        .unwrap();
     w.symlink("/lib", b"usr/lib64", &m, true).unwrap();
-    let e = w.create_file("/usr", &m, 1, &mut &b"x"[..], true).unwrap_err();
+    let e = w
+        .create_file("/usr", &m, 1, &mut &b"x"[..], true)
+        .unwrap_err();
     assert!(matches!(e, Ext4Error::Refused(_)), "{e}");
     let r = w.commit().unwrap();
     assert_eq!(r.replaced, 3);
@@ -522,7 +637,10 @@ fn existing_name_is_refused_without_replace() {
     assert!(debugfs(&img, "stat /lib").contains("Fast link dest: \"usr/lib64\""));
     let mut dev = RawFile::open(&img, true).unwrap();
     let w = Ext4Writer::open(&mut dev).unwrap();
-    assert!(w.free_blocks() + 2 >= free_before, "blocks of the replaced file were not freed");
+    assert!(
+        w.free_blocks() + 2 >= free_before,
+        "blocks of the replaced file were not freed"
+    );
 }
 
 /// The same additions to the same filesystem give the same bytes.
@@ -530,9 +648,28 @@ fn existing_name_is_refused_without_replace() {
 fn deterministic_output() {
     let tmp = tempfile::tempdir().unwrap();
     let host = tmp.path().join("host");
-    make_host_tree(&host, TreeSpec { small_files: 50, big_file: 1 << 20, big_dir: 500, depth: 5 }, 9);
+    make_host_tree(
+        &host,
+        TreeSpec {
+            small_files: 50,
+            big_file: 1 << 20,
+            big_dir: 500,
+            depth: 5,
+        },
+        9,
+    );
     let a = tmp.path().join("a");
-    mkfs(&a, 64, &["-U", "01234567-89ab-cdef-0123-456789abcdef", "-E", "hash_seed=01234567-89ab-cdef-0123-456789abcdef"], None);
+    mkfs(
+        &a,
+        64,
+        &[
+            "-U",
+            "01234567-89ab-cdef-0123-456789abcdef",
+            "-E",
+            "hash_seed=01234567-89ab-cdef-0123-456789abcdef",
+        ],
+        None,
+    );
     let b = tmp.path().join("b");
     fs::copy(&a, &b).unwrap();
     copy_in(&a, &host, "/x");
@@ -540,28 +677,53 @@ fn deterministic_output() {
     assert!(fs::read(&a).unwrap() == fs::read(&b).unwrap());
 }
 
-
 /// Every directory hash (legacy, half-MD4, TEA; signed and unsigned chars) with names
 /// holding bytes >= 0x80: e2fsck recomputes each hash and checks the tree order.
 #[test]
 fn all_hash_algorithms_signed_and_unsigned() {
-    for (alg, flags) in [("legacy", 1), ("half_md4", 2), ("tea", 1), ("tea", 2), ("legacy", 2), ("half_md4", 1)] {
+    for (alg, flags) in [
+        ("legacy", 1),
+        ("half_md4", 2),
+        ("tea", 1),
+        ("tea", 2),
+        ("legacy", 2),
+        ("half_md4", 1),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let img = tmp.path().join("img");
         mkfs(&img, 32, &["-b", "1024"], None);
-        let (ok, text) = run(Command::new("tune2fs").args(["-E", &format!("hash_alg={alg}")]).arg(&img));
+        let (ok, text) = run(Command::new("tune2fs")
+            .args(["-E", &format!("hash_alg={alg}")])
+            .arg(&img));
         assert!(ok, "{text}");
         debugfs_w(&img, &format!("ssv flags {flags}"));
         let host = tmp.path().join("host");
         fs::create_dir_all(host.join("d")).unwrap();
         for i in 0..1500 {
-            fs::write(host.join("d").join(format!("n\u{e9}\u{fc}-{i}-\u{4e2d}{}", "\u{df}".repeat(i % 9))), b"").unwrap();
+            fs::write(
+                host.join("d").join(format!(
+                    "n\u{e9}\u{fc}-{i}-\u{4e2d}{}",
+                    "\u{df}".repeat(i % 9)
+                )),
+                b"",
+            )
+            .unwrap();
         }
         copy_in(&img, &host, "/h");
         e2fsck_clean(&img, &format!("hash {alg} flags {flags}"));
         let dump = debugfs(&img, "htree_dump /h/d");
-        let want = if alg == "half_md4" { "Hash Version: 1" } else if alg == "tea" { "Hash Version: 2" } else { "Hash Version: 0" };
-        assert!(dump.contains(want), "{alg}: {}", &dump[..dump.len().min(300)]);
+        let want = if alg == "half_md4" {
+            "Hash Version: 1"
+        } else if alg == "tea" {
+            "Hash Version: 2"
+        } else {
+            "Hash Version: 0"
+        };
+        assert!(
+            dump.contains(want),
+            "{alg}: {}",
+            &dump[..dump.len().min(300)]
+        );
         verify_content(&img, &host, "/h", tmp.path());
     }
 }
@@ -571,7 +733,12 @@ fn all_hash_algorithms_signed_and_unsigned() {
 fn dir_nlink_more_than_65000_subdirectories() {
     let tmp = tempfile::tempdir().unwrap();
     let img = tmp.path().join("img");
-    mkfs(&img, 400, &["-b", "1024", "-N", "70000", "-O", "^has_journal"], None);
+    mkfs(
+        &img,
+        400,
+        &["-b", "1024", "-N", "70000", "-O", "^has_journal"],
+        None,
+    );
     let mut dev = RawFile::open(&img, true).unwrap();
     let mut w = Ext4Writer::open(&mut dev).unwrap();
     let m = Meta::new(0o755, 0, 0, 0);
@@ -582,7 +749,15 @@ fn dir_nlink_more_than_65000_subdirectories() {
     w.commit().unwrap();
     e2fsck_clean(&img, "dir_nlink");
     let stat = debugfs(&img, "stat /many");
-    assert!(stat.contains("Links: 1 "), "{}", &stat[..stat.len().min(400)]);
+    assert!(
+        stat.contains("Links: 1 "),
+        "{}",
+        &stat[..stat.len().min(400)]
+    );
     let stat = debugfs(&img, "stat /many/65009");
-    assert!(stat.contains("Links: 2 "), "{}", &stat[..stat.len().min(400)]);
+    assert!(
+        stat.contains("Links: 2 "),
+        "{}",
+        &stat[..stat.len().min(400)]
+    );
 }

@@ -35,13 +35,22 @@ fn file_sha(p: &Path) -> String {
 
 fn ok(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "failed ({:?}):\n{}\n{stderr}", out.status.code(), String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "failed ({:?}):\n{}\n{stderr}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout)
+    );
     stderr
 }
 
 fn fails(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "expected an error exit:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected an error exit:\n{stderr}"
+    );
     stderr
 }
 
@@ -56,7 +65,9 @@ fn record_hash(data: &[u8]) -> String {
     let d = Sha256::digest(data);
     let mut s = String::new();
     for c in d.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..=c.len() {
             s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
         }
@@ -66,9 +77,18 @@ fn record_hash(data: &[u8]) -> String {
 
 fn wheel(dist: &str, version: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
     let di = format!("{dist}-{version}.dist-info");
-    let mut all: Vec<(String, Vec<u8>)> = files.iter().map(|(n, d)| (n.to_string(), d.to_vec())).collect();
-    all.push((format!("{di}/METADATA"), format!("Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n").into_bytes()));
-    all.push((format!("{di}/WHEEL"), b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec()));
+    let mut all: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_vec()))
+        .collect();
+    all.push((
+        format!("{di}/METADATA"),
+        format!("Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n").into_bytes(),
+    ));
+    all.push((
+        format!("{di}/WHEEL"),
+        b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
+    ));
     let mut record = String::new();
     for (n, d) in &all {
         record.push_str(&format!("{n},sha256={},{}\n", record_hash(d), d.len()));
@@ -78,7 +98,9 @@ fn wheel(dist: &str, version: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut buf = Cursor::new(Vec::new());
     let mut zw = zip::ZipWriter::new(&mut buf);
     for (n, d) in all {
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(0o644);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(0o644);
         zw.start_file(n, opts).unwrap();
         zw.write_all(&d).unwrap();
     }
@@ -95,7 +117,8 @@ fn sdist(top: &str, files: &[(&str, &[u8], u32)]) -> Vec<u8> {
         h.set_mode(*mode);
         h.set_mtime(12345);
         h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("{top}/{path}"), *data).unwrap();
+        b.append_data(&mut h, format!("{top}/{path}"), *data)
+            .unwrap();
     }
     b.into_inner().unwrap().finish().unwrap()
 }
@@ -151,7 +174,9 @@ impl Payload {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         // 300 KB of data so the payload spans many blocks and several qcow2 clusters.
-        let big: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let big: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         let mut artifacts: BTreeMap<String, (String, String, &str, Vec<u8>)> = BTreeMap::new();
         let demo = wheel(
             "demo_agent",
@@ -159,29 +184,51 @@ impl Payload {
             &[
                 ("demo_agent/__init__.py", b"VERSION = '2.0'\n"),
                 ("demo_agent/data.bin", &big),
-                ("demo_agent-2.0.dist-info/entry_points.txt", b"[console_scripts]\ndemo-agent = demo_agent:main\n"),
+                (
+                    "demo_agent-2.0.dist-info/entry_points.txt",
+                    b"[console_scripts]\ndemo-agent = demo_agent:main\n",
+                ),
             ],
         );
-        artifacts.insert("demo_agent-2.0-py3-none-any.whl".into(), ("demo-agent".into(), "2.0".into(), "wheel", demo));
-        let agents = sdist("agents-3.0", &[("bin/notify", b"#!/usr/bin/env python3\nprint('notify')\n", 0o775)]);
-        artifacts.insert("agents-3.0.tar.gz".into(), ("agents".into(), "3.0".into(), "sdist", agents));
+        artifacts.insert(
+            "demo_agent-2.0-py3-none-any.whl".into(),
+            ("demo-agent".into(), "2.0".into(), "wheel", demo),
+        );
+        let agents = sdist(
+            "agents-3.0",
+            &[(
+                "bin/notify",
+                b"#!/usr/bin/env python3\nprint('notify')\n",
+                0o775,
+            )],
+        );
+        artifacts.insert(
+            "agents-3.0.tar.gz".into(),
+            ("agents".into(), "3.0".into(), "sdist", agents),
+        );
         fs::create_dir_all(root.join("files")).unwrap();
         let mut pages: BTreeMap<String, String> = BTreeMap::new();
         for (filename, (project, _, _, bytes)) in &artifacts {
             fs::write(root.join("files").join(filename), bytes).unwrap();
-            pages
-                .entry(project.clone())
-                .or_default()
-                .push_str(&format!("<a href=\"../../files/{filename}#sha256={}\">{filename}</a>\n", sha256_hex(bytes)));
+            pages.entry(project.clone()).or_default().push_str(&format!(
+                "<a href=\"../../files/{filename}#sha256={}\">{filename}</a>\n",
+                sha256_hex(bytes)
+            ));
         }
         for (project, links) in pages {
             let d = root.join("simple").join(&project);
             fs::create_dir_all(&d).unwrap();
-            fs::write(d.join("index.html"), format!("<html><body>\n{links}</body></html>\n")).unwrap();
+            fs::write(
+                d.join("index.html"),
+                format!("<html><body>\n{links}</body></html>\n"),
+            )
+            .unwrap();
         }
         let recipe = root.join("mini.toml");
         fs::write(&recipe, RECIPE).unwrap();
-        let digest = graft::recipe::Recipe::parse(RECIPE, "mini.toml").unwrap().lock_digest();
+        let digest = graft::recipe::Recipe::parse(RECIPE, "mini.toml")
+            .unwrap()
+            .lock_digest();
         let mut lock_text = format!(
             "schema = 1\ngraft-version = \"0.1.0\"\nrecipe = \"mini\"\nrecipe-digest = \"{digest}\"\nsource-date-epoch = {EPOCH}\n\n\
              [[target]]\nname = \"debian-12\"\npython = \"3.11\"\nimplementation = \"cp\"\nabi = \"cp311\"\narch = \"x86_64\"\nglibc = \"2.36\"\n"
@@ -200,9 +247,28 @@ impl Payload {
         fs::write(&lock, lock_text).unwrap();
         let cache = root.join("cache");
         let index_url = format!("file://{}/simple/", root.display());
-        let p = Payload { recipe, lock, cache, payload: root.join("payload.tar.gz"), dir };
-        ok(&run(p.graft().args(["fetch", "--index-url", &index_url]).arg("--recipe").arg(&p.recipe).arg("--lock").arg(&p.lock)));
-        ok(&run(p.graft().args(["--offline", "build", "--target", "debian-12", "-o"]).arg(&p.payload).arg("--recipe").arg(&p.recipe).arg("--lock").arg(&p.lock)));
+        let p = Payload {
+            recipe,
+            lock,
+            cache,
+            payload: root.join("payload.tar.gz"),
+            dir,
+        };
+        ok(&run(p
+            .graft()
+            .args(["fetch", "--index-url", &index_url])
+            .arg("--recipe")
+            .arg(&p.recipe)
+            .arg("--lock")
+            .arg(&p.lock)));
+        ok(&run(p
+            .graft()
+            .args(["--offline", "build", "--target", "debian-12", "-o"])
+            .arg(&p.payload)
+            .arg("--recipe")
+            .arg(&p.recipe)
+            .arg("--lock")
+            .arg(&p.lock)));
         p
     }
 
@@ -213,11 +279,20 @@ impl Payload {
     }
 
     fn inject(&self, image: &Path, out: &Path, extra: &[&str]) -> Output {
-        run(self.graft().arg("inject").arg(image).arg("-o").arg(out).arg("--payload").arg(&self.payload).args(extra))
+        run(self
+            .graft()
+            .arg("inject")
+            .arg(image)
+            .arg("-o")
+            .arg(out)
+            .arg("--payload")
+            .arg(&self.payload)
+            .args(extra))
     }
 
     fn inject_lock(&self, image: &Path, out: &Path, extra: &[&str]) -> Output {
-        run(self.graft()
+        run(self
+            .graft()
             .args(["--offline", "inject"])
             .arg(image)
             .arg("-o")
@@ -244,7 +319,11 @@ struct Guest {
     inodes: Option<u32>,
 }
 
-const DEBIAN_LIKE: Guest = Guest { python: "3.11", systemd: true, inodes: None };
+const DEBIAN_LIKE: Guest = Guest {
+    python: "3.11",
+    systemd: true,
+    inodes: None,
+};
 
 /// An x86-64 ELF header: enough for an architecture probe.
 fn elf() -> Vec<u8> {
@@ -261,14 +340,30 @@ fn elf() -> Vec<u8> {
 /// payload's `/opt/mini` must land in `/srv/opt/mini`.
 fn make_disk(dir: &Path, name: &str, guest: Guest) -> PathBuf {
     let pre = dir.join(format!("{name}.tree"));
-    for d in ["etc/systemd/system/multi-user.target.wants", "usr/bin", "usr/lib/systemd", "usr/lib/x86_64-linux-gnu", "srv/opt/other", "bin", "sbin"] {
+    for d in [
+        "etc/systemd/system/multi-user.target.wants",
+        "usr/bin",
+        "usr/lib/systemd",
+        "usr/lib/x86_64-linux-gnu",
+        "srv/opt/other",
+        "bin",
+        "sbin",
+    ] {
         fs::create_dir_all(pre.join(d)).unwrap();
     }
     fs::write(pre.join("etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\n").unwrap();
     fs::write(pre.join("bin/sh"), elf()).unwrap();
     fs::write(pre.join(format!("usr/bin/python{}", guest.python)), elf()).unwrap();
-    symlink(format!("python{}", guest.python), pre.join("usr/bin/python3")).unwrap();
-    fs::write(pre.join("usr/lib/x86_64-linux-gnu/libc.so.6"), b"GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\n").unwrap();
+    symlink(
+        format!("python{}", guest.python),
+        pre.join("usr/bin/python3"),
+    )
+    .unwrap();
+    fs::write(
+        pre.join("usr/lib/x86_64-linux-gnu/libc.so.6"),
+        b"GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\n",
+    )
+    .unwrap();
     fs::write(pre.join("srv/opt/other/keep"), b"unrelated\n").unwrap();
     symlink("srv/opt", pre.join("opt")).unwrap();
     if guest.systemd {
@@ -279,12 +374,35 @@ fn make_disk(dir: &Path, name: &str, guest: Guest) -> PathBuf {
     let f = fs::File::create(&img).unwrap();
     f.set_len(PART_START + ROOT_SIZE + (1 << 20)).unwrap();
     drop(f);
-    let script = format!("label: gpt\nstart={}, size={}, type={ROOT_TYPE}\n", PART_START / 512, ROOT_SIZE / 512);
-    let mut child = Command::new("sfdisk").arg("-q").arg(&img).stdin(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let script = format!(
+        "label: gpt\nstart={}, size={}, type={ROOT_TYPE}\n",
+        PART_START / 512,
+        ROOT_SIZE / 512
+    );
+    let mut child = Command::new("sfdisk")
+        .arg("-q")
+        .arg(&img)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let mut mk = Command::new("mke2fs");
-    mk.args(["-q", "-F", "-t", "ext4", "-E", &format!("offset={PART_START},root_owner=0:0"), "-d"]).arg(&pre);
+    mk.args([
+        "-q",
+        "-F",
+        "-t",
+        "ext4",
+        "-E",
+        &format!("offset={PART_START},root_owner=0:0"),
+        "-d",
+    ])
+    .arg(&pre);
     if let Some(n) = guest.inodes {
         mk.args(["-N", &n.to_string()]);
     }
@@ -293,7 +411,11 @@ fn make_disk(dir: &Path, name: &str, guest: Guest) -> PathBuf {
 }
 
 fn convert(raw: &Path, out: &Path, args: &[&str]) {
-    ok(&run(Command::new("qemu-img").args(["convert", "-f", "raw"]).args(args).arg(raw).arg(out)));
+    ok(&run(Command::new("qemu-img")
+        .args(["convert", "-f", "raw"])
+        .args(args)
+        .arg(raw)
+        .arg(out)));
 }
 
 fn qemu_fmt(p: &Path) -> &'static str {
@@ -306,19 +428,39 @@ fn qemu_fmt(p: &Path) -> &'static str {
 
 /// The root partition of any image, as a raw file made by qemu-img.
 fn root_partition(image: &Path, dir: &Path) -> PathBuf {
-    let raw = dir.join(format!("{}.check.raw", image.file_name().unwrap().to_string_lossy()));
-    ok(&run(Command::new("qemu-img").args(["convert", "-f", qemu_fmt(image), "-O", "raw"]).arg(image).arg(&raw)));
+    let raw = dir.join(format!(
+        "{}.check.raw",
+        image.file_name().unwrap().to_string_lossy()
+    ));
+    ok(&run(Command::new("qemu-img")
+        .args(["convert", "-f", qemu_fmt(image), "-O", "raw"])
+        .arg(image)
+        .arg(&raw)));
     let bytes = fs::read(&raw).unwrap();
-    let part = dir.join(format!("{}.root", image.file_name().unwrap().to_string_lossy()));
-    fs::write(&part, &bytes[PART_START as usize..(PART_START + ROOT_SIZE) as usize]).unwrap();
+    let part = dir.join(format!(
+        "{}.root",
+        image.file_name().unwrap().to_string_lossy()
+    ));
+    fs::write(
+        &part,
+        &bytes[PART_START as usize..(PART_START + ROOT_SIZE) as usize],
+    )
+    .unwrap();
     fs::remove_file(&raw).unwrap();
     part
 }
 
 fn e2fsck_clean(part: &Path) {
     let out = run(Command::new("e2fsck").arg("-fn").arg(part));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && !text.contains("Fix?"), "e2fsck -fn:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("Fix?"),
+        "e2fsck -fn:\n{text}"
+    );
 }
 
 fn debugfs(part: &Path, request: &str) -> String {
@@ -327,7 +469,11 @@ fn debugfs(part: &Path, request: &str) -> String {
 }
 
 fn leftovers(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".tmp")).collect()
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
 }
 
 // ------------------------------------------------------------------ tests
@@ -342,21 +488,35 @@ fn inject_into_raw_qcow2_and_vhd_then_verify_and_detect_tampering() {
     let vhd_dyn = dir.join("base-dyn.vhd");
     convert(&raw, &vhd_dyn, &["-O", "vpc", "-o", "subformat=dynamic"]);
     let vhd_fixed = dir.join("base-fixed.vhd");
-    convert(&raw, &vhd_fixed, &["-O", "vpc", "-o", "subformat=fixed,force_size=on"]);
+    convert(
+        &raw,
+        &vhd_fixed,
+        &["-O", "vpc", "-o", "subformat=fixed,force_size=on"],
+    );
 
     for base in [&raw, &qcow2, &vhd_dyn, &vhd_fixed] {
         let before = file_sha(base);
-        let name = base.file_name().unwrap().to_string_lossy().replace("base", "out");
+        let name = base
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("base", "out");
         let out = dir.join(&name);
         let stderr = ok(&p.inject(base, &out, &[]));
-        assert!(stderr.contains("Injected") && stderr.contains("existing directory /opt received entries"), "{stderr}");
+        assert!(
+            stderr.contains("Injected")
+                && stderr.contains("existing directory /opt received entries"),
+            "{stderr}"
+        );
         assert_eq!(file_sha(base), before, "{} changed", base.display());
         assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
         if qemu_fmt(&out) == "qcow2" {
             ok(&run(Command::new("qemu-img").arg("check").arg(&out)));
         }
         // Same virtual size and container family as the input, per qemu-img.
-        let info = run(Command::new("qemu-img").args(["info", "--output=json", "-f", qemu_fmt(base)]).arg(&out));
+        let info = run(Command::new("qemu-img")
+            .args(["info", "--output=json", "-f", qemu_fmt(base)])
+            .arg(&out));
         let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
         assert_eq!(info["format"], qemu_fmt(base), "{info}");
 
@@ -366,15 +526,30 @@ fn inject_into_raw_qcow2_and_vhd_then_verify_and_detect_tampering() {
         let notify = debugfs(&part, "cat /srv/opt/mini/bin/notify");
         assert_eq!(notify, "#!/usr/bin/env python3\nprint('notify')\n");
         let stat = debugfs(&part, "stat /srv/opt/mini/bin/notify");
-        assert!(stat.contains("Mode:  0755") && stat.contains("User:     0"), "{stat}");
-        let wants = debugfs(&part, "stat /etc/systemd/system/multi-user.target.wants/mini-agent.service");
-        assert!(wants.contains("Fast link dest: \"/etc/systemd/system/mini-agent.service\""), "{wants}");
-        assert!(debugfs(&part, "cat /etc/systemd/system/mini-agent.service").contains("ExecStart=/opt/mini/bin/demo-agent --run"));
+        assert!(
+            stat.contains("Mode:  0755") && stat.contains("User:     0"),
+            "{stat}"
+        );
+        let wants = debugfs(
+            &part,
+            "stat /etc/systemd/system/multi-user.target.wants/mini-agent.service",
+        );
+        assert!(
+            wants.contains("Fast link dest: \"/etc/systemd/system/mini-agent.service\""),
+            "{wants}"
+        );
+        assert!(debugfs(&part, "cat /etc/systemd/system/mini-agent.service")
+            .contains("ExecStart=/opt/mini/bin/demo-agent --run"));
         assert_eq!(debugfs(&part, "cat /srv/opt/other/keep"), "unrelated\n");
         fs::remove_file(&part).unwrap();
 
         let v = p.verify(&out);
-        assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stderr));
+        assert_eq!(
+            v.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&v.stderr)
+        );
         assert!(String::from_utf8_lossy(&v.stderr).contains("mini-agent.service enabled"));
     }
 
@@ -385,12 +560,26 @@ fn inject_into_raw_qcow2_and_vhd_then_verify_and_detect_tampering() {
     fs::write(host.join("notify"), b"#!/bin/sh\necho evil\n").unwrap();
     fs::write(host.join("extra-tool"), b"x").unwrap();
     let tampered = dir.join("tampered.qcow2");
-    ok(&run(graft().arg("copy-in").arg(&out).arg(&host).args(["/opt/mini/bin", "--replace", "-o"]).arg(&tampered)));
+    ok(&run(graft()
+        .arg("copy-in")
+        .arg(&out)
+        .arg(&host)
+        .args(["/opt/mini/bin", "--replace", "-o"])
+        .arg(&tampered)));
     let v = p.verify(&tampered);
     let stderr = String::from_utf8_lossy(&v.stderr);
     assert_eq!(v.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("changed") && stderr.contains("/opt/mini/bin/notify: mode 0644, manifest 0755; size 20, manifest 39; sha256"), "{stderr}");
-    assert!(stderr.contains("extra") && stderr.contains("/opt/mini/bin/extra-tool"), "{stderr}");
+    assert!(
+        stderr.contains("changed")
+            && stderr.contains(
+                "/opt/mini/bin/notify: mode 0644, manifest 0755; size 20, manifest 39; sha256"
+            ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("extra") && stderr.contains("/opt/mini/bin/extra-tool"),
+        "{stderr}"
+    );
     let j = run(p.graft().args(["--json", "verify"]).arg(&tampered));
     let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
     assert_eq!(j["verified"], false);
@@ -399,7 +588,10 @@ fn inject_into_raw_qcow2_and_vhd_then_verify_and_detect_tampering() {
     // The wants link removed by hand: not enabled.
     let part = root_partition(&out, dir);
     let disabled_raw = dir.join("disabled.raw");
-    ok(&run(Command::new("qemu-img").args(["convert", "-f", "qcow2", "-O", "raw"]).arg(&out).arg(&disabled_raw)));
+    ok(&run(Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw"])
+        .arg(&out)
+        .arg(&disabled_raw)));
     let rm = run(Command::new("debugfs")
         .arg("-w")
         .arg("-R")
@@ -409,7 +601,12 @@ fn inject_into_raw_qcow2_and_vhd_then_verify_and_detect_tampering() {
     let v = p.verify(&disabled_raw);
     let stderr = String::from_utf8_lossy(&v.stderr);
     assert_eq!(v.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("missing") && stderr.contains("not-enabled") && stderr.contains("mini-agent.service"), "{stderr}");
+    assert!(
+        stderr.contains("missing")
+            && stderr.contains("not-enabled")
+            && stderr.contains("mini-agent.service"),
+        "{stderr}"
+    );
     fs::remove_file(&part).unwrap();
 }
 
@@ -425,7 +622,11 @@ fn injections_are_byte_identical_and_lock_equals_payload() {
     for (base, ext, extra) in [
         (&qcow2, "qcow2", &[][..]),
         (&vhd, "vhd", &[][..]),
-        (&qcow2, "vhd", &["--format", "vhd", "--vhd-type", "fixed"][..]),
+        (
+            &qcow2,
+            "vhd",
+            &["--format", "vhd", "--vhd-type", "fixed"][..],
+        ),
         (&raw, "qcow2", &["--format", "qcow2"][..]),
     ] {
         let a = dir.join(format!("a.{ext}"));
@@ -434,13 +635,22 @@ fn injections_are_byte_identical_and_lock_equals_payload() {
         ok(&p.inject(base, &a, extra));
         // The in-memory build from the lockfile gives the same image as the payload file.
         ok(&p.inject_lock(base, &b, extra));
-        assert!(fs::read(&a).unwrap() == fs::read(&b).unwrap(), "{} and {} differ ({extra:?})", a.display(), b.display());
+        assert!(
+            fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+            "{} and {} differ ({extra:?})",
+            a.display(),
+            b.display()
+        );
         // qemu-img agrees the disk content is that of an injection into the raw base.
         let reference = dir.join("ref.raw");
         ok(&p.inject(&raw, &reference, &[]));
-        ok(&run(Command::new("qemu-img").args(["compare", "-f", "raw", "-F", qemu_fmt(&a)]).arg(&reference).arg(&a)));
+        ok(&run(Command::new("qemu-img")
+            .args(["compare", "-f", "raw", "-F", qemu_fmt(&a)])
+            .arg(&reference)
+            .arg(&a)));
         // And `verify --base` re-injects and finds the same bytes.
-        let v = run(p.graft()
+        let v = run(p
+            .graft()
             .args(["--offline", "verify"])
             .arg(&a)
             .arg("--base")
@@ -449,7 +659,12 @@ fn injections_are_byte_identical_and_lock_equals_payload() {
             .arg(&p.lock)
             .arg("--recipe")
             .arg(&p.recipe));
-        assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stderr));
+        assert_eq!(
+            v.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&v.stderr)
+        );
         assert!(String::from_utf8_lossy(&v.stderr).contains("byte-identical"));
         for f in [&a, &b, &reference] {
             fs::remove_file(f).unwrap();
@@ -467,11 +682,27 @@ fn verify_base_names_where_a_tampered_image_differs() {
     let host = dir.join("t");
     fs::create_dir_all(&host).unwrap();
     fs::write(host.join("notify"), b"changed\n").unwrap();
-    ok(&run(graft().arg("copy-in").arg(&out).arg(&host).args(["/opt/mini/bin", "--replace", "--in-place"])));
-    let v = run(p.graft().args(["--offline", "verify"]).arg(&out).arg("--base").arg(&raw).arg("--lock").arg(&p.lock).arg("--recipe").arg(&p.recipe));
+    ok(&run(graft().arg("copy-in").arg(&out).arg(&host).args([
+        "/opt/mini/bin",
+        "--replace",
+        "--in-place",
+    ])));
+    let v = run(p
+        .graft()
+        .args(["--offline", "verify"])
+        .arg(&out)
+        .arg("--base")
+        .arg(&raw)
+        .arg("--lock")
+        .arg(&p.lock)
+        .arg("--recipe")
+        .arg(&p.recipe));
     let stderr = String::from_utf8_lossy(&v.stderr);
     assert_eq!(v.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("differ first at byte") && stderr.contains("partition 1"), "{stderr}");
+    assert!(
+        stderr.contains("differ first at byte") && stderr.contains("partition 1"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -485,31 +716,63 @@ fn existing_paths_are_refused_unless_replace_and_overlay_matches_standalone() {
     ok(&p.inject(&qcow2, &once, &[]));
     let twice = dir.join("twice.qcow2");
     let stderr = fails(&p.inject(&once, &twice, &[]));
-    assert!(stderr.contains("already exist") && stderr.contains("/etc/systemd/system/mini-agent.service") && stderr.contains("--replace"), "{stderr}");
+    assert!(
+        stderr.contains("already exist")
+            && stderr.contains("/etc/systemd/system/mini-agent.service")
+            && stderr.contains("--replace"),
+        "{stderr}"
+    );
     assert!(!twice.exists() && leftovers(dir).is_empty());
     ok(&p.inject(&once, &twice, &["--replace"]));
     let v = p.verify(&twice);
-    assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stderr));
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
     e2fsck_clean(&root_partition(&twice, dir));
 
     // --overlay: a qcow2 backed by the base, with the same disk content as the standalone.
     let overlay = dir.join("overlay.qcow2");
     ok(&p.inject(&qcow2, &overlay, &["--overlay"]));
-    let info = run(Command::new("qemu-img").args(["info", "--output=json"]).arg(&overlay));
+    let info = run(Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&overlay));
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["backing-filename"], "base.qcow2", "{info}");
     assert_eq!(info["backing-filename-format"], "qcow2", "{info}");
     ok(&run(Command::new("qemu-img").arg("check").arg(&overlay)));
-    let cmp = run(Command::new("qemu-img").args(["compare", "-f", "qcow2", "-F", "qcow2"]).arg(&once).arg(&overlay));
-    assert!(String::from_utf8_lossy(&cmp.stdout).contains("Images are identical"), "{}", String::from_utf8_lossy(&cmp.stdout));
+    let cmp = run(Command::new("qemu-img")
+        .args(["compare", "-f", "qcow2", "-F", "qcow2"])
+        .arg(&once)
+        .arg(&overlay));
+    assert!(
+        String::from_utf8_lossy(&cmp.stdout).contains("Images are identical"),
+        "{}",
+        String::from_utf8_lossy(&cmp.stdout)
+    );
     assert!(fs::metadata(&overlay).unwrap().len() < fs::metadata(&once).unwrap().len());
 
     // --in-place changes the input itself, and only then.
     let inplace = dir.join("inplace.qcow2");
     fs::copy(&qcow2, &inplace).unwrap();
-    ok(&run(p.graft().arg("inject").arg(&inplace).arg("--in-place").arg("--payload").arg(&p.payload)));
-    let cmp = run(Command::new("qemu-img").args(["compare"]).arg(&once).arg(&inplace));
-    assert!(cmp.status.success(), "{}", String::from_utf8_lossy(&cmp.stdout));
+    ok(&run(p
+        .graft()
+        .arg("inject")
+        .arg(&inplace)
+        .arg("--in-place")
+        .arg("--payload")
+        .arg(&p.payload)));
+    let cmp = run(Command::new("qemu-img")
+        .args(["compare"])
+        .arg(&once)
+        .arg(&inplace));
+    assert!(
+        cmp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cmp.stdout)
+    );
 }
 
 #[test]
@@ -517,7 +780,14 @@ fn unfit_guests_are_refused_before_writing() {
     let p = Payload::new();
     let dir = p.dir.path();
     // Python 3.9 only: auto finds no target, and the 3.11 payload is refused.
-    let py39 = make_disk(dir, "py39", Guest { python: "3.9", ..DEBIAN_LIKE });
+    let py39 = make_disk(
+        dir,
+        "py39",
+        Guest {
+            python: "3.9",
+            ..DEBIAN_LIKE
+        },
+    );
     let out = dir.join("out.raw");
     let stderr = fails(&p.inject_lock(&py39, &out, &[]));
     assert!(
@@ -527,20 +797,50 @@ fn unfit_guests_are_refused_before_writing() {
         "{stderr}"
     );
     let stderr = fails(&p.inject(&py39, &out, &[]));
-    assert!(stderr.contains("built for Python 3.11") && stderr.contains("3.9"), "{stderr}");
+    assert!(
+        stderr.contains("built for Python 3.11") && stderr.contains("3.9"),
+        "{stderr}"
+    );
     // No systemd.
-    let nosd = make_disk(dir, "nosd", Guest { systemd: false, ..DEBIAN_LIKE });
+    let nosd = make_disk(
+        dir,
+        "nosd",
+        Guest {
+            systemd: false,
+            ..DEBIAN_LIKE
+        },
+    );
     let stderr = fails(&p.inject(&nosd, &out, &[]));
     assert!(stderr.contains("not systemd"), "{stderr}");
     // Too few free inodes: refused before anything is written.
-    let tiny = make_disk(dir, "tiny", Guest { inodes: Some(64), ..DEBIAN_LIKE });
+    let tiny = make_disk(
+        dir,
+        "tiny",
+        Guest {
+            inodes: Some(64),
+            ..DEBIAN_LIKE
+        },
+    );
     let before = file_sha(&tiny);
     let stderr = fails(&p.inject(&tiny, &out, &[]));
-    assert!(stderr.contains("inodes") && stderr.contains("free"), "{stderr}");
-    let stderr = fails(&run(p.graft().arg("inject").arg(&tiny).arg("--in-place").arg("--payload").arg(&p.payload)));
+    assert!(
+        stderr.contains("inodes") && stderr.contains("free"),
+        "{stderr}"
+    );
+    let stderr = fails(&run(p
+        .graft()
+        .arg("inject")
+        .arg(&tiny)
+        .arg("--in-place")
+        .arg("--payload")
+        .arg(&p.payload)));
     assert!(stderr.contains("free"), "{stderr}");
     assert_eq!(file_sha(&tiny), before);
-    assert!(!out.exists() && leftovers(dir).is_empty(), "{:?}", leftovers(dir));
+    assert!(
+        !out.exists() && leftovers(dir).is_empty(),
+        "{:?}",
+        leftovers(dir)
+    );
 }
 
 #[test]
@@ -554,7 +854,8 @@ fn kill_9_leaves_the_input_and_no_output() {
     let out = dir.join("out.vhd");
     let mut killed = 0;
     for delay_ms in [0u64, 5, 20, 50, 100, 200, 400] {
-        let mut child = p.graft()
+        let mut child = p
+            .graft()
             .arg("inject")
             .arg(&vhd)
             .arg("-o")
@@ -574,7 +875,11 @@ fn kill_9_leaves_the_input_and_no_output() {
             fs::remove_file(&out).unwrap();
         } else {
             killed += 1;
-            assert!(!out.exists(), "killed after {delay_ms} ms, yet {} exists", out.display());
+            assert!(
+                !out.exists(),
+                "killed after {delay_ms} ms, yet {} exists",
+                out.display()
+            );
         }
         assert_eq!(file_sha(&vhd), before);
         // What a killed run leaves is only a temporary name; remove it for the next round.
@@ -619,12 +924,23 @@ fn a_full_disk_leaves_the_input_and_no_output() {
             .arg(&p.payload)
             .output()
             .unwrap();
-        assert!(!status.status.success(), "limit {limit} KiB: inject succeeded");
+        assert!(
+            !status.status.success(),
+            "limit {limit} KiB: inject succeeded"
+        );
         let stderr = String::from_utf8_lossy(&status.stderr);
         assert!(stderr.contains("error"), "limit {limit} KiB: {stderr}");
         assert!(!out.exists(), "limit {limit} KiB: {} exists", out.display());
-        assert_eq!(file_sha(&qcow2), before, "limit {limit} KiB: the input changed");
-        assert!(leftovers(dir).is_empty(), "limit {limit} KiB: left {:?}", leftovers(dir));
+        assert_eq!(
+            file_sha(&qcow2),
+            before,
+            "limit {limit} KiB: the input changed"
+        );
+        assert!(
+            leftovers(dir).is_empty(),
+            "limit {limit} KiB: left {:?}",
+            leftovers(dir)
+        );
     }
     // And without the limit the same command works, so the failures above were the limit's.
     ok(&p.inject(&qcow2, &out, &[]));

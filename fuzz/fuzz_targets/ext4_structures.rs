@@ -18,7 +18,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if data.len() >= 256 {
-        let ino = inode::Inode { raw: data[..256].to_vec() };
+        let ino = inode::Inode {
+            raw: data[..256].to_vec(),
+        };
         let _ = ino.verify(0, 12);
         let _ = ino.size();
     }

@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut dev = MemDevice::new(data.to_vec());
-    let Ok(mut w) = Ext4Writer::open(&mut dev) else { return };
+    let Ok(mut w) = Ext4Writer::open(&mut dev) else {
+        return;
+    };
     let m = Meta::new(0o644, 0, 0, 0);
     let _ = w.lookup("/etc/os-release");
     if w.mkdir_p("/opt/fuzz/a", &m).is_err() {

@@ -25,16 +25,22 @@ pub(crate) struct Inputs {
 impl Inputs {
     /// Reads both files and refuses a lockfile made from another version of the recipe.
     pub fn load(recipe_path: &Path, lock_path: &Path) -> Result<Inputs> {
-        let recipe_bytes = std::fs::read(recipe_path).with_context(|| format!("cannot read recipe {}", recipe_path.display()))?;
+        let recipe_bytes = std::fs::read(recipe_path)
+            .with_context(|| format!("cannot read recipe {}", recipe_path.display()))?;
         let recipe = Recipe::parse(
-            std::str::from_utf8(&recipe_bytes).with_context(|| format!("recipe {} is not UTF-8", recipe_path.display()))?,
+            std::str::from_utf8(&recipe_bytes)
+                .with_context(|| format!("recipe {} is not UTF-8", recipe_path.display()))?,
             &recipe_path.display().to_string(),
         )?;
         let lock_bytes = std::fs::read(lock_path).with_context(|| {
-            format!("cannot read lockfile {} (run `graft lock` to write it)", lock_path.display())
+            format!(
+                "cannot read lockfile {} (run `graft lock` to write it)",
+                lock_path.display()
+            )
         })?;
         let lock = Lockfile::parse(
-            std::str::from_utf8(&lock_bytes).with_context(|| format!("lockfile {} is not UTF-8", lock_path.display()))?,
+            std::str::from_utf8(&lock_bytes)
+                .with_context(|| format!("lockfile {} is not UTF-8", lock_path.display()))?,
             &lock_path.display().to_string(),
         )?;
         // The digest covers what the lockfile depends on (requirements, archives,
@@ -50,13 +56,27 @@ impl Inputs {
             );
         }
         if lock.recipe != recipe.name {
-            bail!("lockfile {} is for recipe {:?}, not {:?}; run `graft lock`", lock_path.display(), lock.recipe, recipe.name);
+            bail!(
+                "lockfile {} is for recipe {:?}, not {:?}; run `graft lock`",
+                lock_path.display(),
+                lock.recipe,
+                recipe.name
+            );
         }
         if lock.source_date_epoch != recipe.source_date_epoch {
-            bail!("lockfile {} has source-date-epoch {}, the recipe {}; run `graft lock`", lock_path.display(), lock.source_date_epoch, recipe.source_date_epoch);
+            bail!(
+                "lockfile {} has source-date-epoch {}, the recipe {}; run `graft lock`",
+                lock_path.display(),
+                lock.source_date_epoch,
+                recipe.source_date_epoch
+            );
         }
         let lock_digest = format!("sha256:{}", crate::util::sha256_hex(&lock_bytes));
-        Ok(Inputs { recipe, lock, lock_digest })
+        Ok(Inputs {
+            recipe,
+            lock,
+            lock_digest,
+        })
     }
 
     pub fn target(&self, name: &str, lock_path: &Path) -> Result<&LockedTarget> {
@@ -71,7 +91,10 @@ impl Inputs {
 }
 
 pub(crate) fn open_cache(global: &GlobalArgs) -> Result<Cache> {
-    let dir = global.cache_dir.clone().unwrap_or_else(crate::util::default_cache_dir);
+    let dir = global
+        .cache_dir
+        .clone()
+        .unwrap_or_else(crate::util::default_cache_dir);
     Cache::open(&dir).with_context(|| format!("cannot open the cache at {}", dir.display()))
 }
 
@@ -80,7 +103,11 @@ pub(crate) fn say(global: &GlobalArgs, line: impl AsRef<str>) {
     if !global.quiet {
         if global.verbose >= 2 {
             // -vv: when each step ended, for profiling; never part of any output file.
-            eprintln!("[{:>7.3}s] {}", started().elapsed().as_secs_f64(), line.as_ref());
+            eprintln!(
+                "[{:>7.3}s] {}",
+                started().elapsed().as_secs_f64(),
+                line.as_ref()
+            );
         } else {
             eprintln!("{}", line.as_ref());
         }
@@ -93,7 +120,12 @@ fn started() -> std::time::Instant {
 }
 
 /// Assembles the payload of `target` from verified cache entries.
-pub(crate) fn assemble(inputs: &Inputs, target: &LockedTarget, prefix: Option<&str>, cache: &Cache) -> Result<Assembled> {
+pub(crate) fn assemble(
+    inputs: &Inputs,
+    target: &LockedTarget,
+    prefix: Option<&str>,
+    cache: &Cache,
+) -> Result<Assembled> {
     let spec = BuildSpec {
         recipe: &inputs.recipe,
         lock: &inputs.lock,
@@ -103,7 +135,11 @@ pub(crate) fn assemble(inputs: &Inputs, target: &LockedTarget, prefix: Option<&s
     };
     let load = |a: &crate::lockfile::Artifact| {
         cache
-            .read_verified(&Wanted { label: a.filename.clone(), sha256: a.sha256.clone(), size: a.size })
+            .read_verified(&Wanted {
+                label: a.filename.clone(),
+                sha256: a.sha256.clone(),
+                size: a.size,
+            })
             .map_err(|e| e.to_string())
     };
     payload::assemble(&spec, &load).context("cannot assemble the payload")
@@ -130,7 +166,10 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// `payload.tar.gz` → `payload.manifest.json` (also for `.tgz` and other names).
 pub fn manifest_path_for(output: &Path) -> PathBuf {
-    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "payload".into());
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "payload".into());
     let stem = name
         .strip_suffix(".tar.gz")
         .or_else(|| name.strip_suffix(".tgz"))
@@ -144,30 +183,70 @@ pub fn build(args: &BuildArgs, global: &GlobalArgs) -> Result<Outcome> {
     let inputs = Inputs::load(&args.recipe, &args.lock)?;
     let target = inputs.target(&args.target, &args.lock)?;
     if let Some(p) = &args.prefix {
-        if !p.starts_with('/') || p.split('/').any(|c| c == "..") || p.trim_end_matches('/').is_empty() {
+        if !p.starts_with('/')
+            || p.split('/').any(|c| c == "..")
+            || p.trim_end_matches('/').is_empty()
+        {
             bail!("--prefix {p:?} must be an absolute guest path without `..`, other than /");
         }
     }
-    say(global, format!("Read {} (recipe {}, target {}, {} artifacts)", args.lock.display(), inputs.recipe.name, target.name, target.artifacts.len()));
+    say(
+        global,
+        format!(
+            "Read {} (recipe {}, target {}, {} artifacts)",
+            args.lock.display(),
+            inputs.recipe.name,
+            target.name,
+            target.artifacts.len()
+        ),
+    );
 
     let cache = open_cache(global)?;
-    super::fetch::fill_cache(&cache, &inputs, &[target], args.index_url.as_deref(), 4, global)?;
+    super::fetch::fill_cache(
+        &cache,
+        &inputs,
+        &[target],
+        args.index_url.as_deref(),
+        4,
+        global,
+    )?;
 
     let assembled = assemble(&inputs, target, args.prefix.as_deref(), &cache)?;
     let (files, unpacked) = assembled.tree.file_stats();
-    say(global, format!("Assembled {} entries ({files} files, {unpacked} bytes) from {} wheels", assembled.tree.len(), assembled.wheel_count));
+    say(
+        global,
+        format!(
+            "Assembled {} entries ({files} files, {unpacked} bytes) from {} wheels",
+            assembled.tree.len(),
+            assembled.wheel_count
+        ),
+    );
 
     let mut out = crate::util::AtomicFile::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let (digest, size) = {
-        let writer = HashingWriter { inner: std::io::BufWriter::new(out.file()), hasher: Sha256::new(), len: 0 };
-        let mut writer = archive::write_tar_gz(&assembled.tree, inputs.lock.source_date_epoch, writer)
+        let writer = HashingWriter {
+            inner: std::io::BufWriter::new(out.file()),
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let mut writer =
+            archive::write_tar_gz(&assembled.tree, inputs.lock.source_date_epoch, writer)
+                .with_context(|| format!("cannot write {}", args.output.display()))?;
+        writer
+            .flush()
             .with_context(|| format!("cannot write {}", args.output.display()))?;
-        writer.flush().with_context(|| format!("cannot write {}", args.output.display()))?;
         (hex::encode(writer.hasher.finalize()), writer.len)
     };
-    out.commit().with_context(|| format!("cannot write {}", args.output.display()))?;
-    say(global, format!("Wrote {} ({size} bytes, sha256 {digest})", args.output.display()));
+    out.commit()
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    say(
+        global,
+        format!(
+            "Wrote {} ({size} bytes, sha256 {digest})",
+            args.output.display()
+        ),
+    );
 
     let manifest_path = manifest_path_for(&args.output);
     let side = payload::side_manifest(&assembled, &digest, size);
@@ -199,8 +278,17 @@ mod tests {
 
     #[test]
     fn manifest_lands_beside_the_payload() {
-        assert_eq!(manifest_path_for(Path::new("out/payload.tar.gz")), Path::new("out/payload.manifest.json"));
-        assert_eq!(manifest_path_for(Path::new("a.tgz")), Path::new("a.manifest.json"));
-        assert_eq!(manifest_path_for(Path::new("x")), Path::new("x.manifest.json"));
+        assert_eq!(
+            manifest_path_for(Path::new("out/payload.tar.gz")),
+            Path::new("out/payload.manifest.json")
+        );
+        assert_eq!(
+            manifest_path_for(Path::new("a.tgz")),
+            Path::new("a.manifest.json")
+        );
+        assert_eq!(
+            manifest_path_for(Path::new("x")),
+            Path::new("x.manifest.json")
+        );
     }
 }

@@ -9,22 +9,36 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{CopyInArgs, GlobalArgs};
-use crate::commands::Outcome;
 use crate::commands::output;
+use crate::commands::Outcome;
 use crate::fs::ext4::{Ext4Writer, Meta, Needs};
 
 /// One thing to create, relative to the guest directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    Dir { rel: String, mode: u16 },
-    File { rel: String, mode: u16, size: u64, host: PathBuf },
-    Symlink { rel: String, target: Vec<u8> },
+    Dir {
+        rel: String,
+        mode: u16,
+    },
+    File {
+        rel: String,
+        mode: u16,
+        size: u64,
+        host: PathBuf,
+    },
+    Symlink {
+        rel: String,
+        target: Vec<u8>,
+    },
 }
 
 /// Walks `host_dir` in name order (so the result does not depend on readdir order).
 pub fn scan_tree(host_dir: &Path) -> Result<Vec<Item>> {
     let mut items = Vec::new();
-    let walker = walkdir::WalkDir::new(host_dir).min_depth(1).follow_links(false).sort_by_file_name();
+    let walker = walkdir::WalkDir::new(host_dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name();
     for entry in walker {
         let entry = entry.with_context(|| format!("reading {}", host_dir.display()))?;
         let rel_path = entry.path().strip_prefix(host_dir).expect("under root");
@@ -32,18 +46,33 @@ pub fn scan_tree(host_dir: &Path) -> Result<Vec<Item>> {
             bail!("{}: file names must be UTF-8", entry.path().display());
         };
         let rel = rel.to_string();
-        let md = entry.path().symlink_metadata().with_context(|| format!("stat {}", entry.path().display()))?;
+        let md = entry
+            .path()
+            .symlink_metadata()
+            .with_context(|| format!("stat {}", entry.path().display()))?;
         let mode = (md.permissions().mode() & 0o7777) as u16;
         let ft = md.file_type();
         if ft.is_dir() {
             items.push(Item::Dir { rel, mode });
         } else if ft.is_file() {
-            items.push(Item::File { rel, mode, size: md.len(), host: entry.path().to_path_buf() });
+            items.push(Item::File {
+                rel,
+                mode,
+                size: md.len(),
+                host: entry.path().to_path_buf(),
+            });
         } else if ft.is_symlink() {
-            let t = std::fs::read_link(entry.path()).with_context(|| format!("readlink {}", entry.path().display()))?;
-            items.push(Item::Symlink { rel, target: t.as_os_str().as_encoded_bytes().to_vec() });
+            let t = std::fs::read_link(entry.path())
+                .with_context(|| format!("readlink {}", entry.path().display()))?;
+            items.push(Item::Symlink {
+                rel,
+                target: t.as_os_str().as_encoded_bytes().to_vec(),
+            });
         } else {
-            bail!("{}: only directories, regular files and symlinks can be copied", entry.path().display());
+            bail!(
+                "{}: only directories, regular files and symlinks can be copied",
+                entry.path().display()
+            );
         }
     }
     Ok(items)
@@ -53,7 +82,10 @@ pub fn scan_tree(host_dir: &Path) -> Result<Vec<Item>> {
 /// the missing directories of `guest_dir` included.
 pub fn needs(w: &mut Ext4Writer, items: &[Item], guest_dir: &str) -> Result<Needs> {
     let mut n = Needs::default();
-    let comps: Vec<&str> = guest_dir.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let comps: Vec<&str> = guest_dir
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     let mut existing = 0;
     for k in (0..=comps.len()).rev() {
         if w.lookup(&format!("/{}", comps[..k].join("/")))?.is_some() {
@@ -69,7 +101,9 @@ pub fn needs(w: &mut Ext4Writer, items: &[Item], guest_dir: &str) -> Result<Need
     let mut names = std::collections::BTreeMap::<&str, (u64, u64)>::new();
     for it in items {
         let rel = match it {
-            Item::Dir { rel, .. } | Item::File { rel, .. } | Item::Symlink { rel, .. } => rel.as_str(),
+            Item::Dir { rel, .. } | Item::File { rel, .. } | Item::Symlink { rel, .. } => {
+                rel.as_str()
+            }
         };
         let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
         let e = names.entry(parent).or_default();
@@ -102,26 +136,43 @@ pub fn copy_tree(
 ) -> Result<()> {
     let base = guest_dir.trim_end_matches('/');
     let dir_meta = Meta::new(0o755, uid, gid, epoch);
-    w.mkdir_p(base, &dir_meta).with_context(|| format!("creating {guest_dir} in the filesystem"))?;
+    w.mkdir_p(base, &dir_meta)
+        .with_context(|| format!("creating {guest_dir} in the filesystem"))?;
     for it in items {
         match it {
             Item::Dir { rel, mode } => {
                 w.mkdir_p(&format!("{base}/{rel}"), &Meta::new(*mode, uid, gid, epoch))
                     .with_context(|| format!("creating directory {base}/{rel}"))?;
             }
-            Item::File { rel, mode, size, host } => {
+            Item::File {
+                rel,
+                mode,
+                size,
+                host,
+            } => {
                 let f = File::open(host).with_context(|| format!("opening {}", host.display()))?;
                 // The writer reads in chunks of up to 1 MiB itself: no buffering needed.
                 let mut r = f.take(*size + 1);
-                w.create_file(&format!("{base}/{rel}"), &Meta::new(*mode, uid, gid, epoch), *size, &mut r, replace)
-                    .with_context(|| format!("copying {} to {base}/{rel}", host.display()))?;
+                w.create_file(
+                    &format!("{base}/{rel}"),
+                    &Meta::new(*mode, uid, gid, epoch),
+                    *size,
+                    &mut r,
+                    replace,
+                )
+                .with_context(|| format!("copying {} to {base}/{rel}", host.display()))?;
                 if let Some(p) = progress {
                     p.inc(*size);
                 }
             }
             Item::Symlink { rel, target } => {
-                w.symlink(&format!("{base}/{rel}"), target, &Meta::new(0o777, uid, gid, epoch), replace)
-                    .with_context(|| format!("creating symlink {base}/{rel}"))?;
+                w.symlink(
+                    &format!("{base}/{rel}"),
+                    target,
+                    &Meta::new(0o777, uid, gid, epoch),
+                    replace,
+                )
+                .with_context(|| format!("creating symlink {base}/{rel}"))?;
             }
         }
     }
@@ -129,23 +180,41 @@ pub fn copy_tree(
 }
 
 fn parse_owner(s: &str) -> Result<(u32, u32)> {
-    let (u, g) = s.split_once(':').with_context(|| format!("--owner {s:?}: expected UID:GID, e.g. 0:0"))?;
+    let (u, g) = s
+        .split_once(':')
+        .with_context(|| format!("--owner {s:?}: expected UID:GID, e.g. 0:0"))?;
     Ok((
-        u.parse().with_context(|| format!("--owner {s:?}: bad uid"))?,
-        g.parse().with_context(|| format!("--owner {s:?}: bad gid"))?,
+        u.parse()
+            .with_context(|| format!("--owner {s:?}: bad uid"))?,
+        g.parse()
+            .with_context(|| format!("--owner {s:?}: bad gid"))?,
     ))
 }
 
 pub fn copy_in(args: &CopyInArgs, global: &GlobalArgs) -> Result<Outcome> {
     let (uid, gid) = parse_owner(&args.owner)?;
     if !args.guest_dir.starts_with('/') {
-        bail!("GUEST_DIR {:?} must be absolute, e.g. /opt/agent", args.guest_dir);
+        bail!(
+            "GUEST_DIR {:?} must be absolute, e.g. /opt/agent",
+            args.guest_dir
+        );
     }
     let items = scan_tree(&args.host_dir)?;
-    let total: u64 = items.iter().map(|i| if let Item::File { size, .. } = i { *size } else { 0 }).sum();
+    let total: u64 = items
+        .iter()
+        .map(|i| {
+            if let Item::File { size, .. } = i {
+                *size
+            } else {
+                0
+            }
+        })
+        .sum();
     let bar = (!global.quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}") {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+        {
             b.set_style(style);
         }
         b.set_message("copying");
@@ -155,8 +224,18 @@ pub fn copy_in(args: &CopyInArgs, global: &GlobalArgs) -> Result<Outcome> {
     let label = dest.path.clone();
     let ((), written) = output::write_image(&args.image, &dest, Some(args.epoch), |w| {
         let n = needs(w, &items, &args.guest_dir)?;
-        w.check_space(&n).with_context(|| format!("{}: checking free space", label.display()))?;
-        copy_tree(w, &items, &args.guest_dir, uid, gid, args.epoch, args.replace, bar.as_ref())
+        w.check_space(&n)
+            .with_context(|| format!("{}: checking free space", label.display()))?;
+        copy_tree(
+            w,
+            &items,
+            &args.guest_dir,
+            uid,
+            gid,
+            args.epoch,
+            args.replace,
+            bar.as_ref(),
+        )
     })?;
     if let Some(b) = &bar {
         b.finish_and_clear();

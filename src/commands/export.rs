@@ -16,7 +16,10 @@ pub fn export(args: &ExportArgs, _global: &GlobalArgs) -> Result<Outcome> {
             lock.target_names().join(", ")
         );
     };
-    print!("{}", requirements_text(target, &args.lock.display().to_string()));
+    print!(
+        "{}",
+        requirements_text(target, &args.lock.display().to_string())
+    );
     Ok(Outcome::Ok)
 }
 
@@ -30,10 +33,17 @@ pub fn requirements_text(target: &LockedTarget, origin: &str) -> String {
          #   pip install --require-hashes --no-deps --only-binary=:all: -r THIS_FILE\n",
         target.name, target.python, target.abi, target.arch, target.glibc
     );
-    let mut wheels: Vec<_> = target.artifacts.iter().filter(|a| a.kind == ArtifactKind::Wheel).collect();
+    let mut wheels: Vec<_> = target
+        .artifacts
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::Wheel)
+        .collect();
     wheels.sort_by(|a, b| (&a.name, &a.version, &a.sha256).cmp(&(&b.name, &b.version, &b.sha256)));
     for w in wheels {
-        out.push_str(&format!("{}=={} \\\n    --hash=sha256:{}\n", w.name, w.version, w.sha256));
+        out.push_str(&format!(
+            "{}=={} \\\n    --hash=sha256:{}\n",
+            w.name, w.version, w.sha256
+        ));
     }
     out
 }

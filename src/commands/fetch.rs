@@ -22,7 +22,10 @@ use crate::recipe::Recipe;
 
 /// The interpreter whose pip configuration names the index.
 fn host_python() -> PathBuf {
-    std::env::var_os("GRAFT_PYTHON").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("python3"))
+    std::env::var_os("GRAFT_PYTHON")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// Every distinct artifact of `targets` (the same file in two targets is fetched once).
@@ -48,23 +51,43 @@ pub(crate) fn fill_cache(
     global: &GlobalArgs,
 ) -> Result<()> {
     let artifacts = artifacts_of(targets);
-    let wanted: Vec<Wanted> =
-        artifacts.iter().map(|a| Wanted { label: a.filename.clone(), sha256: a.sha256.clone(), size: a.size }).collect();
+    let wanted: Vec<Wanted> = artifacts
+        .iter()
+        .map(|a| Wanted {
+            label: a.filename.clone(),
+            sha256: a.sha256.clone(),
+            size: a.size,
+        })
+        .collect();
     if global.offline {
         for (label, actual) in cache.require_all(&wanted)? {
             say(global, format!("Discarded the cache entry of {label}: its bytes hash to {actual}, not the locked sha256"));
         }
-        say(global, format!("Checked {} cached artifacts in {} (offline)", wanted.len(), cache.root().display()));
+        say(
+            global,
+            format!(
+                "Checked {} cached artifacts in {} (offline)",
+                wanted.len(),
+                cache.root().display()
+            ),
+        );
         return Ok(());
     }
     let source = LockSource {
         recipe: &inputs.recipe,
-        by_hash: artifacts.iter().map(|a| (a.sha256.clone(), (*a).clone())).collect(),
+        by_hash: artifacts
+            .iter()
+            .map(|a| (a.sha256.clone(), (*a).clone()))
+            .collect(),
         index_url: index_url.map(str::to_string),
         index: OnceLock::new(),
         pages: Mutex::new(BTreeMap::new()),
     };
-    let opts = FetchOptions { jobs: jobs.max(1), progress: !global.quiet && !global.json, ..FetchOptions::default() };
+    let opts = FetchOptions {
+        jobs: jobs.max(1),
+        progress: !global.quiet && !global.json,
+        ..FetchOptions::default()
+    };
     let report = cache.fetch_all(&wanted, &source, &opts)?;
     for (label, actual) in &report.discarded {
         say(global, format!("Discarded the cache entry of {label}: its bytes hash to {actual}, not the locked sha256; fetched again"));
@@ -97,30 +120,44 @@ struct LockSource<'a> {
 impl LockSource<'_> {
     fn index(&self) -> Result<&PackageIndex, FetchFailure> {
         self.index
-            .get_or_init(|| PackageIndex::discover(self.index_url.as_deref(), &host_python()).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                PackageIndex::discover(self.index_url.as_deref(), &host_python())
+                    .map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(|e| FetchFailure::Permanent(e.clone()))
     }
 
     fn index_file(&self, a: &Artifact) -> Result<IndexFile, FetchFailure> {
         let index = self.index()?;
-        let cached = self.pages.lock().expect("no panic while held").get(&a.name).cloned();
+        let cached = self
+            .pages
+            .lock()
+            .expect("no panic while held")
+            .get(&a.name)
+            .cloned();
         let files = match cached {
             Some(f) => f,
             None => {
                 let f = index.project_files(&a.name).map_err(classify)?;
-                self.pages.lock().expect("no panic while held").insert(a.name.clone(), f.clone());
+                self.pages
+                    .lock()
+                    .expect("no panic while held")
+                    .insert(a.name.clone(), f.clone());
                 f
             }
         };
-        let file = files.into_iter().find(|f| f.filename == a.filename).ok_or_else(|| {
-            FetchFailure::Permanent(format!(
-                "the package index at {} does not list {} on the page of {:?}",
-                index.url(),
-                a.filename,
-                a.name
-            ))
-        })?;
+        let file = files
+            .into_iter()
+            .find(|f| f.filename == a.filename)
+            .ok_or_else(|| {
+                FetchFailure::Permanent(format!(
+                    "the package index at {} does not list {} on the page of {:?}",
+                    index.url(),
+                    a.filename,
+                    a.name
+                ))
+            })?;
         if let Some(h) = &file.sha256 {
             if !h.eq_ignore_ascii_case(&a.sha256) {
                 return Err(FetchFailure::Permanent(format!(
@@ -134,7 +171,12 @@ impl LockSource<'_> {
 }
 
 impl Source for LockSource<'_> {
-    fn fetch(&self, wanted: &Wanted, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<(), FetchFailure> {
+    fn fetch(
+        &self,
+        wanted: &Wanted,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), FetchFailure> {
         let a = self
             .by_hash
             .get(&wanted.sha256)
@@ -142,7 +184,10 @@ impl Source for LockSource<'_> {
         match a.kind {
             ArtifactKind::Wheel | ArtifactKind::Sdist => {
                 let file = self.index_file(a)?;
-                self.index()?.download(&file.url, out, progress).map(|_| ()).map_err(classify)
+                self.index()?
+                    .download(&file.url, out, progress)
+                    .map(|_| ())
+                    .map_err(classify)
             }
             ArtifactKind::Url => {
                 let archive_name = a.archive.as_deref().unwrap_or(&a.name);
@@ -150,7 +195,11 @@ impl Source for LockSource<'_> {
                     .recipe
                     .archive(archive_name)
                     .and_then(|r| r.url.clone())
-                    .ok_or_else(|| FetchFailure::Permanent(format!("the recipe has no [[archive]] {archive_name:?} with a url")))?;
+                    .ok_or_else(|| {
+                        FetchFailure::Permanent(format!(
+                            "the recipe has no [[archive]] {archive_name:?} with a url"
+                        ))
+                    })?;
                 download_url(&url, out, progress)
             }
         }
@@ -162,9 +211,15 @@ fn classify(e: IndexError) -> FetchFailure {
     let message = e.to_string();
     match &e {
         IndexError::Connect { .. } => FetchFailure::Transient(message),
-        IndexError::Status { status, .. } if *status == 429 || *status >= 500 => FetchFailure::Transient(message),
+        IndexError::Status { status, .. } if *status == 429 || *status >= 500 => {
+            FetchFailure::Transient(message)
+        }
         IndexError::Download { url, message: m } => {
-            if let Some(code) = m.strip_prefix("HTTP ").and_then(|c| c.split_whitespace().next()).and_then(|c| c.parse::<u16>().ok()) {
+            if let Some(code) = m
+                .strip_prefix("HTTP ")
+                .and_then(|c| c.split_whitespace().next())
+                .and_then(|c| c.parse::<u16>().ok())
+            {
                 if code == 429 || code >= 500 {
                     FetchFailure::Transient(message)
                 } else {
@@ -180,9 +235,16 @@ fn classify(e: IndexError) -> FetchFailure {
     }
 }
 
-fn download_url(url: &str, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<(), FetchFailure> {
+fn download_url(
+    url: &str,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), FetchFailure> {
     let client = crate::http::client().map_err(|e| FetchFailure::Permanent(e.to_string()))?;
-    let mut response = client.get(url).send().map_err(|e| FetchFailure::Transient(format!("{url}: {e}")))?;
+    let mut response = client
+        .get(url)
+        .send()
+        .map_err(|e| FetchFailure::Transient(format!("{url}: {e}")))?;
     let status = response.status().as_u16();
     if status == 429 || status >= 500 {
         return Err(FetchFailure::Transient(format!("{url}: HTTP {status}")));
@@ -193,11 +255,13 @@ fn download_url(url: &str, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -
     let mut buf = vec![0u8; 128 * 1024];
     let mut total = 0u64;
     loop {
-        let n = std::io::Read::read(&mut response, &mut buf).map_err(|e| FetchFailure::Transient(format!("{url}: {e}")))?;
+        let n = std::io::Read::read(&mut response, &mut buf)
+            .map_err(|e| FetchFailure::Transient(format!("{url}: {e}")))?;
         if n == 0 {
             return Ok(());
         }
-        out.write_all(&buf[..n]).map_err(|e| FetchFailure::Permanent(format!("writing: {e}")))?;
+        out.write_all(&buf[..n])
+            .map_err(|e| FetchFailure::Permanent(format!("writing: {e}")))?;
         total += n as u64;
         progress(total);
     }
@@ -208,14 +272,27 @@ pub fn fetch(args: &FetchArgs, global: &GlobalArgs) -> Result<Outcome> {
     let targets: Vec<&LockedTarget> = if args.targets.is_empty() {
         inputs.lock.targets.iter().collect()
     } else {
-        args.targets.iter().map(|t| inputs.target(t, &args.lock)).collect::<Result<_>>()?
+        args.targets
+            .iter()
+            .map(|t| inputs.target(t, &args.lock))
+            .collect::<Result<_>>()?
     };
     if targets.is_empty() {
-        bail!("lockfile {} has no targets; run `graft lock`", args.lock.display());
+        bail!(
+            "lockfile {} has no targets; run `graft lock`",
+            args.lock.display()
+        );
     }
     let cache = open_cache(global)?;
-    fill_cache(&cache, &inputs, &targets, args.index_url.as_deref(), args.jobs, global)
-        .with_context(|| format!("cannot fetch the artifacts of {}", args.lock.display()))?;
+    fill_cache(
+        &cache,
+        &inputs,
+        &targets,
+        args.index_url.as_deref(),
+        args.jobs,
+        global,
+    )
+    .with_context(|| format!("cannot fetch the artifacts of {}", args.lock.display()))?;
     if global.json {
         let artifacts = artifacts_of(&targets);
         let doc = serde_json::json!({

@@ -18,16 +18,25 @@ use crate::payload::archive;
 /// Where the payload comes from.
 pub enum Source<'a> {
     /// Build from the lockfile: target name or `auto`.
-    Lock { recipe: &'a Path, lock: &'a Path, target: &'a str },
+    Lock {
+        recipe: &'a Path,
+        lock: &'a Path,
+        target: &'a str,
+    },
     /// A payload archive written by `graft build`.
     Payload(&'a Path),
 }
 
 /// The guest facts of a (read-only) image, and its guest view.
 pub fn read_guest(image: &Path) -> Result<(crate::guest::Layout, GuestFacts)> {
-    let layout = crate::guest::layout::open(image).with_context(|| format!("opening {}", image.display()))?;
+    let layout = crate::guest::layout::open(image)
+        .with_context(|| format!("opening {}", image.display()))?;
     let Some(g) = layout.guest.as_ref() else {
-        bail!("{}: no root filesystem graft can read: {}", image.display(), layout.problems.join("; "));
+        bail!(
+            "{}: no root filesystem graft can read: {}",
+            image.display(),
+            layout.problems.join("; ")
+        );
     };
     let facts = inspect::inspect(g);
     Ok((layout, facts))
@@ -40,7 +49,13 @@ fn version_key(v: &str) -> Vec<u64> {
 /// The lockfile target for an image: `requested`, or with `auto` the one whose Python is
 /// the guest's `/usr/bin/python3`, whose architecture is the guest's and whose glibc is no
 /// newer than the guest's (the newest such glibc wins).
-pub(crate) fn choose_target<'a>(inputs: &'a Inputs, facts: &GuestFacts, lock_path: &Path, requested: &str, image: &Path) -> Result<&'a LockedTarget> {
+pub(crate) fn choose_target<'a>(
+    inputs: &'a Inputs,
+    facts: &GuestFacts,
+    lock_path: &Path,
+    requested: &str,
+    image: &Path,
+) -> Result<&'a LockedTarget> {
     if requested != "auto" {
         let t = inputs.target(requested, lock_path)?;
         if let Some(arch) = &facts.architecture {
@@ -53,10 +68,17 @@ pub(crate) fn choose_target<'a>(inputs: &'a Inputs, facts: &GuestFacts, lock_pat
     let fits = |t: &&LockedTarget| {
         facts.architecture.as_deref() == Some(t.arch.as_str())
             && facts.python.default.as_deref() == Some(t.python.as_str())
-            && facts.glibc.as_deref().is_some_and(|g| version_key(&t.glibc) <= version_key(g))
+            && facts
+                .glibc
+                .as_deref()
+                .is_some_and(|g| version_key(&t.glibc) <= version_key(g))
     };
     let mut candidates: Vec<&LockedTarget> = inputs.lock.targets.iter().filter(fits).collect();
-    candidates.sort_by(|a, b| version_key(&b.glibc).cmp(&version_key(&a.glibc)).then(a.name.cmp(&b.name)));
+    candidates.sort_by(|a, b| {
+        version_key(&b.glibc)
+            .cmp(&version_key(&a.glibc))
+            .then(a.name.cmp(&b.name))
+    });
     if let Some(t) = candidates.first() {
         return Ok(t);
     }
@@ -66,7 +88,17 @@ pub(crate) fn choose_target<'a>(inputs: &'a Inputs, facts: &GuestFacts, lock_pat
         facts.architecture.as_deref().unwrap_or("unknown"),
         facts.glibc.as_deref().unwrap_or("unknown")
     );
-    let offers: Vec<String> = inputs.lock.targets.iter().map(|t| format!("{} (Python {}, {}, glibc {})", t.name, t.python, t.arch, t.glibc)).collect();
+    let offers: Vec<String> = inputs
+        .lock
+        .targets
+        .iter()
+        .map(|t| {
+            format!(
+                "{} (Python {}, {}, glibc {})",
+                t.name, t.python, t.arch, t.glibc
+            )
+        })
+        .collect();
     bail!(
         "no target of {} fits {}: the image has {has}; the lockfile offers {}. \
          Add a [[target]] with python = {:?}, arch = {:?}, glibc = {:?} to the recipe and run `graft lock`, or pass --target NAME",
@@ -80,17 +112,38 @@ pub(crate) fn choose_target<'a>(inputs: &'a Inputs, facts: &GuestFacts, lock_pat
 }
 
 /// The install plan from a lockfile (built in memory) or a payload file.
-pub fn load_plan(source: &Source, facts: &GuestFacts, image: &Path, global: &GlobalArgs) -> Result<Plan> {
+pub fn load_plan(
+    source: &Source,
+    facts: &GuestFacts,
+    image: &Path,
+    global: &GlobalArgs,
+) -> Result<Plan> {
     match source {
         Source::Payload(p) => {
-            let f = std::fs::File::open(p).with_context(|| format!("cannot read payload {}", p.display()))?;
-            let members = archive::read_tar_gz(std::io::BufReader::new(f), 0, &p.display().to_string())?;
+            let f = std::fs::File::open(p)
+                .with_context(|| format!("cannot read payload {}", p.display()))?;
+            let members =
+                archive::read_tar_gz(std::io::BufReader::new(f), 0, &p.display().to_string())?;
             Plan::from_members(members, None).with_context(|| format!("payload {}", p.display()))
         }
-        Source::Lock { recipe, lock, target } => {
+        Source::Lock {
+            recipe,
+            lock,
+            target,
+        } => {
             let inputs = Inputs::load(recipe, lock)?;
             let t = choose_target(&inputs, facts, lock, target, image)?;
-            say(global, format!("Target {} (Python {}, {}, glibc {}) for {}", t.name, t.python, t.arch, t.glibc, image.display()));
+            say(
+                global,
+                format!(
+                    "Target {} (Python {}, {}, glibc {}) for {}",
+                    t.name,
+                    t.python,
+                    t.arch,
+                    t.glibc,
+                    image.display()
+                ),
+            );
             let cache = open_cache(global)?;
             super::fetch::fill_cache(&cache, &inputs, &[t], None, 4, global)?;
             let assembled = assemble(&inputs, t, None, &cache)?;
@@ -100,22 +153,41 @@ pub fn load_plan(source: &Source, facts: &GuestFacts, image: &Path, global: &Glo
 }
 
 /// Checks `plan` against the input's guest and writes it to `dest`.
-pub fn inject_plan(image: &Path, dest: &Destination, plan: &Plan, facts: &GuestFacts, layout: &crate::guest::Layout, replace: bool) -> Result<Written> {
+pub fn inject_plan(
+    image: &Path,
+    dest: &Destination,
+    plan: &Plan,
+    facts: &GuestFacts,
+    layout: &crate::guest::Layout,
+    replace: bool,
+) -> Result<Written> {
     let g = layout.guest.as_ref().context("no guest filesystem")?;
-    plan.check_guest(facts, g).with_context(|| format!("{} cannot take this payload", image.display()))?;
-    plan.check_conflicts(g, replace).with_context(|| format!("{}", image.display()))?;
+    plan.check_guest(facts, g)
+        .with_context(|| format!("{} cannot take this payload", image.display()))?;
+    plan.check_conflicts(g, replace)
+        .with_context(|| format!("{}", image.display()))?;
     let label = dest.path.clone();
-    let ((), written) = output::write_image(image, dest, Some(plan.manifest.source_date_epoch), |w| {
-        let n = plan.needs(w);
-        w.check_space(&n).with_context(|| format!("{}: checking free space before writing", label.display()))?;
-        plan.apply(w, replace).with_context(|| format!("{}: writing the payload", label.display()))?;
-        Ok(())
-    })?;
+    let ((), written) =
+        output::write_image(image, dest, Some(plan.manifest.source_date_epoch), |w| {
+            let n = plan.needs(w);
+            w.check_space(&n).with_context(|| {
+                format!("{}: checking free space before writing", label.display())
+            })?;
+            plan.apply(w, replace)
+                .with_context(|| format!("{}: writing the payload", label.display()))?;
+            Ok(())
+        })?;
     Ok(written)
 }
 
 /// Everything `graft inject` does, without printing: used by `verify --base` too.
-pub fn run_inject(image: &Path, out: &OutputArgs, source: &Source, replace: bool, global: &GlobalArgs) -> Result<(Plan, Written)> {
+pub fn run_inject(
+    image: &Path,
+    out: &OutputArgs,
+    source: &Source,
+    replace: bool,
+    global: &GlobalArgs,
+) -> Result<(Plan, Written)> {
     let dest = output::destination(image, out)?;
     let (layout, facts) = read_guest(image)?;
     let plan = load_plan(source, &facts, image, global)?;
@@ -132,8 +204,14 @@ pub fn inject(args: &InjectArgs, global: &GlobalArgs) -> Result<Outcome> {
             }
             Source::Payload(p)
         }
-        (None, Some(l)) => Source::Lock { recipe: &args.recipe, lock: l, target: &args.target },
-        (None, None) => bail!("give --lock LOCKFILE (build the payload) or --payload PAYLOAD.tar.gz (a built one)"),
+        (None, Some(l)) => Source::Lock {
+            recipe: &args.recipe,
+            lock: l,
+            target: &args.target,
+        },
+        (None, None) => bail!(
+            "give --lock LOCKFILE (build the payload) or --payload PAYLOAD.tar.gz (a built one)"
+        ),
     };
     let (plan, written) = run_inject(&args.image, &args.out, &source, args.replace, global)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -160,7 +238,10 @@ pub fn inject(args: &InjectArgs, global: &GlobalArgs) -> Result<Outcome> {
     } else if !global.quiet {
         output::print_report(&written, "Injected");
         if let Some(unit) = &plan.manifest.unit {
-            eprintln!("  {unit} enabled; payload {} (target {}) under {}", plan.manifest.recipe, plan.manifest.target, plan.manifest.prefix);
+            eprintln!(
+                "  {unit} enabled; payload {} (target {}) under {}",
+                plan.manifest.recipe, plan.manifest.target, plan.manifest.prefix
+            );
         }
         eprintln!("  done in {seconds:.2} s");
     }

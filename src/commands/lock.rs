@@ -53,7 +53,12 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
             bail!(
                 "recipe {} has no target {name:?}; its targets are: {}",
                 args.recipe.display(),
-                recipe.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                recipe
+                    .targets
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }
@@ -66,7 +71,12 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
         match Lockfile::load(&args.output) {
             Ok(l) => Some(l),
             Err(e) if args.upgrade && args.targets.is_empty() => {
-                warn(global, &format!("ignoring the unreadable existing lockfile ({e}); --upgrade writes it anew"));
+                warn(
+                    global,
+                    &format!(
+                        "ignoring the unreadable existing lockfile ({e}); --upgrade writes it anew"
+                    ),
+                );
                 None
             }
             Err(e) => {
@@ -84,7 +94,8 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
     let python = args.python.clone().unwrap_or_else(default_python);
     resolve::check_pip(&python)?;
     let python = resolve::real_interpreter(&python);
-    let index = PackageIndex::discover(args.index_url.as_deref(), &python).context("finding the package index")?;
+    let index = PackageIndex::discover(args.index_url.as_deref(), &python)
+        .context("finding the package index")?;
     if global.offline && !index.display_url().starts_with("file:") {
         bail!(
             "`graft lock` resolves against the package index ({}) and cannot run with --offline; \
@@ -93,31 +104,60 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
         );
     }
     let locker = Locker::new(&index, python, recipe.index_name.clone());
-    let upgrade: BTreeSet<String> = args.upgrade_packages.iter().map(|n| normalize_name(n)).collect();
+    let upgrade: BTreeSet<String> = args
+        .upgrade_packages
+        .iter()
+        .map(|n| normalize_name(n))
+        .collect();
     let may_keep = |name: &str| !args.upgrade && !upgrade.contains(&normalize_name(name));
 
     let selected: Vec<&Target> = if args.targets.is_empty() {
         recipe.targets.iter().collect()
     } else {
-        recipe.targets.iter().filter(|t| args.targets.contains(&t.name)).collect()
+        recipe
+            .targets
+            .iter()
+            .filter(|t| args.targets.contains(&t.name))
+            .collect()
     };
 
     let spinner = spinner(global);
-    spinner.set_message(format!("checking {} requirements on {}", recipe.python.requirements.len(), index.display_url()));
+    spinner.set_message(format!(
+        "checking {} requirements on {}",
+        recipe.python.requirements.len(),
+        index.display_url()
+    ));
     let needed_by = if selected.len() == recipe.targets.len() {
         "every target".to_string()
     } else {
-        format!("target {}", selected.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "))
+        format!(
+            "target {}",
+            selected
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     locker.check_requirements_exist(&recipe.python.requirements, &needed_by)?;
     for name in &upgrade {
-        let in_old = old
-            .as_ref()
-            .is_some_and(|l| l.targets.iter().any(|t| t.artifacts.iter().any(|a| a.name == *name)));
-        let in_recipe = recipe.python.requirements.iter().any(|r| requirement_name(r).as_deref() == Some(name.as_str()))
+        let in_old = old.as_ref().is_some_and(|l| {
+            l.targets
+                .iter()
+                .any(|t| t.artifacts.iter().any(|a| a.name == *name))
+        });
+        let in_recipe = recipe
+            .python
+            .requirements
+            .iter()
+            .any(|r| requirement_name(r).as_deref() == Some(name.as_str()))
             || recipe.archives.iter().any(|a| {
                 normalize_name(&a.name) == *name
-                    || a.requirement.as_deref().and_then(requirement_name).as_deref() == Some(name.as_str())
+                    || a.requirement
+                        .as_deref()
+                        .and_then(requirement_name)
+                        .as_deref()
+                        == Some(name.as_str())
             });
         if !in_old && !in_recipe {
             bail!("--upgrade-package {name}: no locked artifact and no recipe entry has that name");
@@ -135,7 +175,8 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
                 .find(|a| a.archive.as_deref() == Some(archive.name.as_str()))
         });
         let req_name = archive.requirement.as_deref().and_then(requirement_name);
-        let keep = keep.filter(|_| may_keep(&archive.name) && req_name.as_deref().is_none_or(may_keep));
+        let keep =
+            keep.filter(|_| may_keep(&archive.name) && req_name.as_deref().is_none_or(may_keep));
         let artifact = if archive.requirement.is_some() {
             locker.lock_index_archive(archive, keep)
         } else {
@@ -148,7 +189,11 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
     // pip spends most of its time waiting on the index: resolve a few targets at once.
     spinner.set_message(format!(
         "resolving {} with pip",
-        selected.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+        selected
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let pins_of = |target: &Target| -> BTreeMap<String, String> {
         old.as_ref()
@@ -174,7 +219,10 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
                     scope.spawn(move || locker.lock_target(target, requirements, &pins))
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("a locking thread panicked")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a locking thread panicked"))
+                .collect()
         });
         results.extend(chunk_results);
     }
@@ -214,7 +262,10 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
                 kept.push(t.name.clone());
                 new_targets.push(t.clone());
             } else {
-                warnings.push(format!("dropped target {} (no longer in the recipe)", t.name));
+                warnings.push(format!(
+                    "dropped target {} (no longer in the recipe)",
+                    t.name
+                ));
             }
         }
     }
@@ -222,24 +273,28 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
     for t in &recipe.targets {
         if !new_targets.iter().any(|n| n.name == t.name) {
             unlocked += 1;
-            warnings.push(format!("target {} is not locked yet: run `graft lock --target {}`", t.name, t.name));
+            warnings.push(format!(
+                "target {} is not locked yet: run `graft lock --target {}`",
+                t.name, t.name
+            ));
         }
     }
     // Every recipe target resolved just now (dropped targets do not matter).
     let all_fresh = kept.is_empty() && unlocked == 0;
     // A partial re-lock of a changed recipe leaves the other targets locked from the
     // old recipe: keep the old digest so that `graft lock --check` still says so.
-    let recipe_digest = match &old {
-        Some(o) if !all_fresh && o.recipe_digest != digest => {
-            warnings.push(format!(
+    let recipe_digest =
+        match &old {
+            Some(o) if !all_fresh && o.recipe_digest != digest => {
+                warnings.push(format!(
                 "the recipe changed, and {} kept entries from the old recipe; run `graft lock` \
                  without --target to bring every target up to date",
                 if kept.is_empty() { "the lockfile".to_string() } else { kept.join(", ") }
             ));
-            o.recipe_digest.clone()
-        }
-        _ => digest.clone(),
-    };
+                o.recipe_digest.clone()
+            }
+            _ => digest.clone(),
+        };
     let mut lockfile = Lockfile {
         schema: LOCK_SCHEMA,
         graft_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -251,7 +306,8 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
     lockfile.sort();
     let text = lockfile.to_toml();
     // What we write must be what we read back.
-    Lockfile::parse(&text, &args.output.display().to_string()).context("the lockfile graft produced does not validate")?;
+    Lockfile::parse(&text, &args.output.display().to_string())
+        .context("the lockfile graft produced does not validate")?;
     let unchanged = std::fs::read(&args.output).is_ok_and(|b| b == text.as_bytes());
     if !unchanged {
         if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -283,9 +339,15 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn summarize(entry: &LockedTarget, old: Option<&LockedTarget>, notes: Vec<String>) -> TargetSummary {
+fn summarize(
+    entry: &LockedTarget,
+    old: Option<&LockedTarget>,
+    notes: Vec<String>,
+) -> TargetSummary {
     let key = |a: &Artifact| (a.name.clone(), a.kind);
-    let old_map: BTreeMap<_, &Artifact> = old.map(|o| o.artifacts.iter().map(|a| (key(a), a)).collect()).unwrap_or_default();
+    let old_map: BTreeMap<_, &Artifact> = old
+        .map(|o| o.artifacts.iter().map(|a| (key(a), a)).collect())
+        .unwrap_or_default();
     let new_map: BTreeMap<_, &Artifact> = entry.artifacts.iter().map(|a| (key(a), a)).collect();
     let mut added = Vec::new();
     let mut changed = Vec::new();
@@ -301,7 +363,14 @@ fn summarize(entry: &LockedTarget, old: Option<&LockedTarget>, notes: Vec<String
         .filter(|(k, _)| !new_map.contains_key(*k))
         .map(|(_, a)| format!("{} {}", a.name, a.version))
         .collect();
-    TargetSummary { name: entry.name.clone(), artifacts: entry.artifacts.len(), added, removed, changed, notes }
+    TargetSummary {
+        name: entry.name.clone(),
+        artifacts: entry.artifacts.len(),
+        added,
+        removed,
+        changed,
+        notes,
+    }
 }
 
 fn report_target(global: &GlobalArgs, s: &TargetSummary, new: bool) {
@@ -314,7 +383,13 @@ fn report_target(global: &GlobalArgs, s: &TargetSummary, new: bool) {
     } else {
         eprintln!("Locked {}: {} artifacts ({n} changed)", s.name, s.artifacts);
         if global.verbose > 0 {
-            for line in s.added.iter().map(|a| format!("+ {a}")).chain(s.removed.iter().map(|r| format!("- {r}"))).chain(s.changed.iter().map(|c| format!("~ {c}"))) {
+            for line in s
+                .added
+                .iter()
+                .map(|a| format!("+ {a}"))
+                .chain(s.removed.iter().map(|r| format!("- {r}")))
+                .chain(s.changed.iter().map(|c| format!("~ {c}")))
+            {
                 eprintln!("  {line}");
             }
         }
@@ -352,19 +427,35 @@ fn check(args: &LockArgs, global: &GlobalArgs, recipe: &Recipe, digest: &str) ->
     }
     let up_to_date = differences.is_empty();
     if global.json {
-        let s = CheckSummary { lockfile: args.output.display().to_string(), up_to_date, differences };
+        let s = CheckSummary {
+            lockfile: args.output.display().to_string(),
+            up_to_date,
+            differences,
+        };
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else if up_to_date {
         if !global.quiet {
-            eprintln!("{} is up to date with {}", args.output.display(), args.recipe.display());
+            eprintln!(
+                "{} is up to date with {}",
+                args.output.display(),
+                args.recipe.display()
+            );
         }
     } else {
-        eprintln!("{} is stale ({} differences); run `graft lock`:", args.output.display(), differences.len());
+        eprintln!(
+            "{} is stale ({} differences); run `graft lock`:",
+            args.output.display(),
+            differences.len()
+        );
         for d in &differences {
             eprintln!("  {d}");
         }
     }
-    Ok(if up_to_date { Outcome::Ok } else { Outcome::Differs })
+    Ok(if up_to_date {
+        Outcome::Ok
+    } else {
+        Outcome::Differs
+    })
 }
 
 /// Every way `lock` no longer matches `recipe`; only `only` targets if non-empty.
@@ -377,7 +468,10 @@ pub fn compare(recipe: &Recipe, digest: &str, lock: &Lockfile, only: &[String]) 
         ));
     }
     if lock.recipe != recipe.name {
-        out.push(format!("the lockfile is for recipe {:?}, not {:?}", lock.recipe, recipe.name));
+        out.push(format!(
+            "the lockfile is for recipe {:?}, not {:?}",
+            lock.recipe, recipe.name
+        ));
     }
     if lock.source_date_epoch != recipe.source_date_epoch {
         out.push(format!(
@@ -388,38 +482,72 @@ pub fn compare(recipe: &Recipe, digest: &str, lock: &Lockfile, only: &[String]) 
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     for t in recipe.targets.iter().filter(|t| wanted(&t.name)) {
         let Some(lt) = lock.target(&t.name) else {
-            out.push(format!("target {} is in the recipe but not in the lockfile", t.name));
+            out.push(format!(
+                "target {} is in the recipe but not in the lockfile",
+                t.name
+            ));
             continue;
         };
         for (field, want, have) in [
             ("python", t.python.clone(), lt.python.clone()),
-            ("implementation", t.implementation.clone(), lt.implementation.clone()),
+            (
+                "implementation",
+                t.implementation.clone(),
+                lt.implementation.clone(),
+            ),
             ("abi", t.abi_tag(), lt.abi.clone()),
             ("arch", t.arch.clone(), lt.arch.clone()),
             ("glibc", t.glibc.clone(), lt.glibc.clone()),
         ] {
             if want != have {
-                out.push(format!("target {}: {field} is {want:?} in the recipe, {have:?} in the lockfile", t.name));
+                out.push(format!(
+                    "target {}: {field} is {want:?} in the recipe, {have:?} in the lockfile",
+                    t.name
+                ));
             }
         }
         // A requirement with an environment marker may rightly be absent on a target.
-        for r in recipe.python.requirements.iter().filter(|r| !r.contains(';')) {
+        for r in recipe
+            .python
+            .requirements
+            .iter()
+            .filter(|r| !r.contains(';'))
+        {
             if let Some(name) = requirement_name(r) {
-                if !lt.artifacts.iter().any(|a| a.kind == ArtifactKind::Wheel && a.name == name) {
-                    out.push(format!("target {}: requirement {name} has no locked wheel", t.name));
+                if !lt
+                    .artifacts
+                    .iter()
+                    .any(|a| a.kind == ArtifactKind::Wheel && a.name == name)
+                {
+                    out.push(format!(
+                        "target {}: requirement {name} has no locked wheel",
+                        t.name
+                    ));
                 }
             }
         }
         for a in &recipe.archives {
-            let locked = lt.artifacts.iter().find(|x| x.archive.as_deref() == Some(a.name.as_str()));
+            let locked = lt
+                .artifacts
+                .iter()
+                .find(|x| x.archive.as_deref() == Some(a.name.as_str()));
             match (locked, &a.url) {
-                (None, _) => out.push(format!("target {}: [[archive]] {} is not locked", t.name, a.name)),
-                (Some(x), Some(_)) if x.kind != ArtifactKind::Url || Some(&x.sha256) != a.sha256.as_ref() => {
-                    out.push(format!("target {}: [[archive]] {}: the lockfile does not have the recipe's sha256", t.name, a.name))
+                (None, _) => out.push(format!(
+                    "target {}: [[archive]] {} is not locked",
+                    t.name, a.name
+                )),
+                (Some(x), Some(_))
+                    if x.kind != ArtifactKind::Url || Some(&x.sha256) != a.sha256.as_ref() =>
+                {
+                    out.push(format!(
+                        "target {}: [[archive]] {}: the lockfile does not have the recipe's sha256",
+                        t.name, a.name
+                    ))
                 }
-                (Some(x), None) if x.kind != ArtifactKind::Sdist => {
-                    out.push(format!("target {}: [[archive]] {} is locked as {:?}, not an sdist", t.name, a.name, x.kind))
-                }
+                (Some(x), None) if x.kind != ArtifactKind::Sdist => out.push(format!(
+                    "target {}: [[archive]] {} is locked as {:?}, not an sdist",
+                    t.name, a.name, x.kind
+                )),
                 _ => {}
             }
         }
@@ -438,7 +566,10 @@ pub fn compare(recipe: &Recipe, digest: &str, lock: &Lockfile, only: &[String]) 
     if only.is_empty() {
         for lt in &lock.targets {
             if recipe.target(&lt.name).is_none() {
-                out.push(format!("target {} is in the lockfile but not in the recipe", lt.name));
+                out.push(format!(
+                    "target {} is in the lockfile but not in the recipe",
+                    lt.name
+                ));
             }
         }
     }

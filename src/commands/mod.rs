@@ -13,8 +13,8 @@ pub mod fetch;
 pub mod inject;
 pub mod inspect;
 pub mod lock;
-pub mod output;
 pub mod ls;
+pub mod output;
 pub mod verify;
 
 /// Success; for checks: verified, up to date.

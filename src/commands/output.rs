@@ -42,16 +42,28 @@ pub struct Destination {
 
 /// Works out the destination from the output options and the input's format.
 pub fn destination(input: &Path, args: &OutputArgs) -> Result<Destination> {
-    let input_format = disk::image_info(input).with_context(|| format!("reading {}", input.display()))?.format;
+    let input_format = disk::image_info(input)
+        .with_context(|| format!("reading {}", input.display()))?
+        .format;
     if args.in_place {
         if args.format.is_some_and(|f| !same_family(f, input_format)) {
             bail!("--in-place cannot change the format ({} is {}); write a new image with -o OUT --format", input.display(), input_format.name());
         }
-        return Ok(Destination { path: input.to_path_buf(), format: input_format, mode: Mode::InPlace });
+        return Ok(Destination {
+            path: input.to_path_buf(),
+            format: input_format,
+            mode: Mode::InPlace,
+        });
     }
-    let path = args.output.clone().context("give -o OUT, or --in-place to modify the input itself")?;
+    let path = args
+        .output
+        .clone()
+        .context("give -o OUT, or --in-place to modify the input itself")?;
     if same_file(input, &path) {
-        bail!("-o {} is the input image; pass --in-place to modify it", path.display());
+        bail!(
+            "-o {} is the input image; pass --in-place to modify it",
+            path.display()
+        );
     }
     if args.overlay {
         if args.format.is_some_and(|f| f != FormatArg::Qcow2) {
@@ -64,7 +76,11 @@ pub fn destination(input: &Path, args: &OutputArgs) -> Result<Destination> {
                 input_format.name()
             );
         }
-        return Ok(Destination { path, format: ImageFormat::Qcow2, mode: Mode::Overlay });
+        return Ok(Destination {
+            path,
+            format: ImageFormat::Qcow2,
+            mode: Mode::Overlay,
+        });
     }
     let format = match args.format {
         None => input_format,
@@ -75,14 +91,23 @@ pub fn destination(input: &Path, args: &OutputArgs) -> Result<Destination> {
             VhdType::Dynamic => ImageFormat::VhdDynamic,
         },
     };
-    let mode = if format == input_format { Mode::Copy } else { Mode::Convert };
+    let mode = if format == input_format {
+        Mode::Copy
+    } else {
+        Mode::Convert
+    };
     Ok(Destination { path, format, mode })
 }
 
 fn same_family(f: FormatArg, g: ImageFormat) -> bool {
     matches!(
         (f, g),
-        (FormatArg::Raw, ImageFormat::Raw) | (FormatArg::Qcow2, ImageFormat::Qcow2) | (FormatArg::Vhd, ImageFormat::VhdFixed | ImageFormat::VhdDynamic)
+        (FormatArg::Raw, ImageFormat::Raw)
+            | (FormatArg::Qcow2, ImageFormat::Qcow2)
+            | (
+                FormatArg::Vhd,
+                ImageFormat::VhdFixed | ImageFormat::VhdDynamic
+            )
     )
 }
 
@@ -120,18 +145,32 @@ struct TempOut {
 
 impl TempOut {
     fn new(final_path: &Path, tag: &str) -> TempOut {
-        let dir = final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+        let dir = final_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
         let tmp = dir.join(format!(".{name}.graft-{}{tag}.tmp", std::process::id()));
         // A leftover of an earlier run of the same process id is ours to replace.
         let _ = std::fs::remove_file(&tmp);
-        TempOut { tmp, final_path: final_path.to_path_buf(), done: false }
+        TempOut {
+            tmp,
+            final_path: final_path.to_path_buf(),
+            done: false,
+        }
     }
 
     fn commit(mut self) -> io::Result<()> {
         std::fs::File::open(&self.tmp)?.sync_all()?;
         std::fs::rename(&self.tmp, &self.final_path)?;
-        if let Some(dir) = self.final_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(dir) = self
+            .final_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             // The rename itself must reach the disk.
             if let Ok(d) = std::fs::File::open(dir) {
                 let _ = d.sync_all();
@@ -185,30 +224,57 @@ pub fn edit_root_fs<T>(
     label: &Path,
     edit: impl FnOnce(&mut Ext4Writer) -> Result<T>,
 ) -> Result<(T, Report, String, BTreeSet<u64>)> {
-    let layout = crate::guest::layout::open(image).with_context(|| format!("opening {}", label.display()))?;
+    let layout = crate::guest::layout::open(image)
+        .with_context(|| format!("opening {}", label.display()))?;
     let Some(root) = layout.root.clone() else {
-        bail!("{}: no root filesystem found: {}", label.display(), layout.problems.join("; "));
+        bail!(
+            "{}: no root filesystem found: {}",
+            label.display(),
+            layout.problems.join("; ")
+        );
     };
     if !root.filesystem.is_ext() {
-        bail!("{}: the root filesystem is {}, graft writes only ext2/3/4", label.display(), root.filesystem.name());
+        bail!(
+            "{}: the root filesystem is {}, graft writes only ext2/3/4",
+            label.display(),
+            root.filesystem.name()
+        );
     }
     let regions = layout.regions.clone();
     drop(layout);
-    let mut dev = disk::open_image(image, Access::ReadWrite).with_context(|| format!("opening {} for writing", label.display()))?;
-    let mut tracked = Tracked { inner: &mut *dev, blocks: BTreeSet::new() };
+    let mut dev = disk::open_image(image, Access::ReadWrite)
+        .with_context(|| format!("opening {} for writing", label.display()))?;
+    let mut tracked = Tracked {
+        inner: &mut *dev,
+        blocks: BTreeSet::new(),
+    };
     let (value, report) = {
         let mut region = crate::guest::layout::root_region(&mut tracked, &regions, &root)
             .with_context(|| format!("{}: root partition", label.display()))?;
-        let mut w = Ext4Writer::open(&mut region).with_context(|| format!("{}: opening the root filesystem ({})", label.display(), root.reason))?;
+        let mut w = Ext4Writer::open(&mut region).with_context(|| {
+            format!(
+                "{}: opening the root filesystem ({})",
+                label.display(),
+                root.reason
+            )
+        })?;
         let value = edit(&mut w)?;
-        let report = w.commit().with_context(|| format!("{}: writing the filesystem metadata", label.display()))?;
+        let report = w
+            .commit()
+            .with_context(|| format!("{}: writing the filesystem metadata", label.display()))?;
         (value, report)
     };
-    tracked.flush().with_context(|| format!("flushing {}", label.display()))?;
+    tracked
+        .flush()
+        .with_context(|| format!("flushing {}", label.display()))?;
     let blocks = std::mem::take(&mut tracked.blocks);
     drop(tracked);
     drop(dev);
-    let where_ = if root.partition == 0 { "whole disk".to_string() } else { format!("partition {}", root.partition) };
+    let where_ = if root.partition == 0 {
+        "whole disk".to_string()
+    } else {
+        format!("partition {}", root.partition)
+    };
     Ok((value, report, where_, blocks))
 }
 
@@ -226,42 +292,69 @@ pub fn write_image<T>(
         Mode::Copy => {
             let tmp = TempOut::new(out, "");
             // A reflink or sparse copy: unchanged clusters stay byte-identical.
-            disk::copy_image(input, &tmp.tmp).with_context(|| format!("copying {} to {}", input.display(), out.display()))?;
+            disk::copy_image(input, &tmp.tmp)
+                .with_context(|| format!("copying {} to {}", input.display(), out.display()))?;
             let r = edit_root_fs(&tmp.tmp, out, edit)?;
             finish(&tmp.tmp, dest.format, out)?;
-            tmp.commit().with_context(|| format!("renaming into {}", out.display()))?;
+            tmp.commit()
+                .with_context(|| format!("renaming into {}", out.display()))?;
             r
         }
         Mode::Overlay => {
             let tmp = TempOut::new(out, "");
-            disk::create_qcow2_overlay(input, &tmp.tmp).with_context(|| format!("creating the overlay {} on {}", out.display(), input.display()))?;
+            disk::create_qcow2_overlay(input, &tmp.tmp).with_context(|| {
+                format!(
+                    "creating the overlay {} on {}",
+                    out.display(),
+                    input.display()
+                )
+            })?;
             let r = edit_root_fs(&tmp.tmp, out, edit)?;
             finish(&tmp.tmp, dest.format, out)?;
-            tmp.commit().with_context(|| format!("renaming into {}", out.display()))?;
+            tmp.commit()
+                .with_context(|| format!("renaming into {}", out.display()))?;
             r
         }
         Mode::Convert => {
             let scratch = TempOut::new(out, "-raw");
-            fill_raw(input, &scratch.tmp).with_context(|| format!("unpacking {} into {}", input.display(), scratch.tmp.display()))?;
+            fill_raw(input, &scratch.tmp).with_context(|| {
+                format!(
+                    "unpacking {} into {}",
+                    input.display(),
+                    scratch.tmp.display()
+                )
+            })?;
             let r = edit_root_fs(&scratch.tmp, out, edit)?;
             let tmp = TempOut::new(out, "");
-            let src = disk::RawFile::open(&scratch.tmp, false).with_context(|| format!("reading {}", scratch.tmp.display()))?;
-            let identity = disk::vhd::VhdIdentity { epoch, uuid_seed: None };
+            let src = disk::RawFile::open(&scratch.tmp, false)
+                .with_context(|| format!("reading {}", scratch.tmp.display()))?;
+            let identity = disk::vhd::VhdIdentity {
+                epoch,
+                uuid_seed: None,
+            };
             match dest.format {
-                ImageFormat::Raw => std::fs::rename(&scratch.tmp, &tmp.tmp).with_context(|| format!("renaming {}", scratch.tmp.display()))?,
-                ImageFormat::Qcow2 => disk::create_qcow2_from(&src, &tmp.tmp).with_context(|| format!("writing {}", out.display()))?,
-                ImageFormat::VhdFixed => disk::vhd::create_fixed(&src, &tmp.tmp, &identity).with_context(|| format!("writing {}", out.display()))?,
-                ImageFormat::VhdDynamic => disk::vhd::create_dynamic(&src, &tmp.tmp, &identity).with_context(|| format!("writing {}", out.display()))?,
+                ImageFormat::Raw => std::fs::rename(&scratch.tmp, &tmp.tmp)
+                    .with_context(|| format!("renaming {}", scratch.tmp.display()))?,
+                ImageFormat::Qcow2 => disk::create_qcow2_from(&src, &tmp.tmp)
+                    .with_context(|| format!("writing {}", out.display()))?,
+                ImageFormat::VhdFixed => disk::vhd::create_fixed(&src, &tmp.tmp, &identity)
+                    .with_context(|| format!("writing {}", out.display()))?,
+                ImageFormat::VhdDynamic => disk::vhd::create_dynamic(&src, &tmp.tmp, &identity)
+                    .with_context(|| format!("writing {}", out.display()))?,
             }
             drop(src);
             finish(&tmp.tmp, dest.format, out)?;
-            tmp.commit().with_context(|| format!("renaming into {}", out.display()))?;
+            tmp.commit()
+                .with_context(|| format!("renaming into {}", out.display()))?;
             drop(scratch);
             r
         }
     };
     let cluster_size = match dest.format {
-        ImageFormat::Qcow2 => disk::image_info(out).ok().and_then(|i| i.cluster_size).unwrap_or(65536),
+        ImageFormat::Qcow2 => disk::image_info(out)
+            .ok()
+            .and_then(|i| i.cluster_size)
+            .unwrap_or(65536),
         ImageFormat::VhdDynamic => disk::vhd::DEFAULT_BLOCK_SIZE as u64,
         _ => 4096,
     };
@@ -282,7 +375,8 @@ pub fn write_image<T>(
 /// Last touches before the rename: a qcow2's feature name table in a fixed order.
 fn finish(tmp: &Path, format: ImageFormat, out: &Path) -> Result<()> {
     if format == ImageFormat::Qcow2 {
-        disk::qcow2::sort_feature_name_table(tmp).with_context(|| format!("finishing {}", out.display()))?;
+        disk::qcow2::sort_feature_name_table(tmp)
+            .with_context(|| format!("finishing {}", out.display()))?;
     }
     Ok(())
 }
@@ -290,7 +384,11 @@ fn finish(tmp: &Path, format: ImageFormat, out: &Path) -> Result<()> {
 /// Copies `input`'s virtual disk into a new sparse raw file (zero chunks left as holes).
 fn fill_raw(input: &Path, raw: &Path) -> Result<()> {
     let src = disk::open_image(input, Access::ReadOnly)?;
-    let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(raw)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(raw)?;
     f.set_len(src.len())?;
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;

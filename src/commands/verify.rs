@@ -16,10 +16,10 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{GlobalArgs, ImageFormat as FormatArg, OutputArgs, VerifyArgs, VhdType};
-use crate::disk::{Access, BlockDevice, ImageFormat};
-use crate::guest::{FileKind, Guest, GuestError};
 use crate::commands::build::{assemble, open_cache, say, Inputs};
 use crate::commands::Outcome;
+use crate::disk::{Access, BlockDevice, ImageFormat};
+use crate::guest::{FileKind, Guest, GuestError};
 use crate::payload::archive::{self, Member};
 use crate::payload::manifest::{Manifest, IN_GUEST_PATH};
 use crate::payload::tree::Node;
@@ -38,21 +38,30 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> Result<Outcome> {
     }
 }
 
-fn verify_rebuild(payload_path: &std::path::Path, args: &VerifyArgs, global: &GlobalArgs) -> Result<Outcome> {
+fn verify_rebuild(
+    payload_path: &std::path::Path,
+    args: &VerifyArgs,
+    global: &GlobalArgs,
+) -> Result<Outcome> {
     if args.image.is_some() || args.base.is_some() {
         bail!("--rebuild checks a payload file; it takes no IMAGE or --base");
     }
-    let target_name = args.target.as_deref().context("--rebuild needs --target NAME (the target the payload was built for)")?;
+    let target_name = args
+        .target
+        .as_deref()
+        .context("--rebuild needs --target NAME (the target the payload was built for)")?;
     let inputs = Inputs::load(&args.recipe, &args.lock)?;
     let target = inputs.target(target_name, &args.lock)?;
 
-    let payload = std::fs::read(payload_path).with_context(|| format!("cannot read payload {}", payload_path.display()))?;
+    let payload = std::fs::read(payload_path)
+        .with_context(|| format!("cannot read payload {}", payload_path.display()))?;
     let payload_digest = crate::util::sha256_hex(&payload);
     let label = payload_path.display().to_string();
     let members = archive::read_tar_gz(payload.as_slice(), 0, &label)?;
     // The payload says which prefix it was built for, in its in-guest manifest.
-    let prefix = find_prefix(&members, &inputs.recipe.prefix)
-        .with_context(|| format!("{label} holds no graft manifest (…/{IN_GUEST_PATH}); is it a graft payload?"))?;
+    let prefix = find_prefix(&members, &inputs.recipe.prefix).with_context(|| {
+        format!("{label} holds no graft manifest (…/{IN_GUEST_PATH}); is it a graft payload?")
+    })?;
 
     let cache = open_cache(global)?;
     super::fetch::fill_cache(&cache, &inputs, &[target], None, 4, global)?;
@@ -80,7 +89,14 @@ fn verify_rebuild(payload_path: &std::path::Path, args: &VerifyArgs, global: &Gl
     }
     match difference {
         None => {
-            say(global, format!("Verified {label}: rebuilt from {} (target {}), sha256 {payload_digest}", args.lock.display(), target.name));
+            say(
+                global,
+                format!(
+                    "Verified {label}: rebuilt from {} (target {}), sha256 {payload_digest}",
+                    args.lock.display(),
+                    target.name
+                ),
+            );
             Ok(Outcome::Ok)
         }
         Some(d) => {
@@ -93,16 +109,28 @@ fn verify_rebuild(payload_path: &std::path::Path, args: &VerifyArgs, global: &Gl
 }
 
 fn find_prefix(members: &[Member], recipe_prefix: &str) -> Option<String> {
-    let manifests: Vec<&Member> = members.iter().filter(|m| m.path.ends_with(&format!("/{IN_GUEST_PATH}"))).collect();
-    let preferred = format!("{}/{IN_GUEST_PATH}", recipe_prefix.trim_start_matches('/').trim_end_matches('/'));
-    let chosen = manifests.iter().find(|m| m.path == preferred).or_else(|| manifests.first())?;
+    let manifests: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.path.ends_with(&format!("/{IN_GUEST_PATH}")))
+        .collect();
+    let preferred = format!(
+        "{}/{IN_GUEST_PATH}",
+        recipe_prefix.trim_start_matches('/').trim_end_matches('/')
+    );
+    let chosen = manifests
+        .iter()
+        .find(|m| m.path == preferred)
+        .or_else(|| manifests.first())?;
     if let Node::File { data, .. } = &chosen.entry.node {
         if let Ok(m) = Manifest::from_json(&String::from_utf8_lossy(data)) {
             return Some(m.prefix);
         }
     }
     // An unreadable manifest: fall back on its place in the tree.
-    chosen.path.strip_suffix(&format!("/{IN_GUEST_PATH}")).map(|p| format!("/{p}"))
+    chosen
+        .path
+        .strip_suffix(&format!("/{IN_GUEST_PATH}"))
+        .map(|p| format!("/{p}"))
 }
 
 /// The first entry, in archive order, where the payload (`theirs`) and the rebuild
@@ -119,10 +147,18 @@ pub fn first_difference(theirs: &[Member], ours: &[Member]) -> String {
                 i += 1;
                 j += 1;
             }
-            (Some(t), Some(o)) if t.path < o.path => return format!("/{}: extra (in the payload, not in the rebuild)", t.path),
-            (Some(_), Some(o)) => return format!("/{}: missing (in the rebuild, not in the payload)", o.path),
-            (Some(t), None) => return format!("/{}: extra (in the payload, not in the rebuild)", t.path),
-            (None, Some(o)) => return format!("/{}: missing (in the rebuild, not in the payload)", o.path),
+            (Some(t), Some(o)) if t.path < o.path => {
+                return format!("/{}: extra (in the payload, not in the rebuild)", t.path)
+            }
+            (Some(_), Some(o)) => {
+                return format!("/{}: missing (in the rebuild, not in the payload)", o.path)
+            }
+            (Some(t), None) => {
+                return format!("/{}: extra (in the payload, not in the rebuild)", t.path)
+            }
+            (None, Some(o)) => {
+                return format!("/{}: missing (in the rebuild, not in the payload)", o.path)
+            }
             (None, None) => break,
         }
     }
@@ -136,25 +172,53 @@ fn compare(t: &Member, o: &Member) -> Option<String> {
         Node::Symlink { .. } => "symbolic link",
     };
     match (&t.entry.node, &o.entry.node) {
-        (Node::File { sha256: a, data: da }, Node::File { sha256: b, data: db }) if a != b => {
-            return Some(format!("content differs (payload: {} bytes, sha256 {a}; rebuild: {} bytes, sha256 {b})", da.len(), db.len()))
+        (
+            Node::File {
+                sha256: a,
+                data: da,
+            },
+            Node::File {
+                sha256: b,
+                data: db,
+            },
+        ) if a != b => {
+            return Some(format!(
+                "content differs (payload: {} bytes, sha256 {a}; rebuild: {} bytes, sha256 {b})",
+                da.len(),
+                db.len()
+            ))
         }
         (Node::Symlink { target: a }, Node::Symlink { target: b }) if a != b => {
-            return Some(format!("link target differs (payload: {a:?}; rebuild: {b:?})"))
+            return Some(format!(
+                "link target differs (payload: {a:?}; rebuild: {b:?})"
+            ))
         }
         (a, b) if std::mem::discriminant(a) != std::mem::discriminant(b) => {
-            return Some(format!("type differs (payload: {}; rebuild: {})", kind(t), kind(o)))
+            return Some(format!(
+                "type differs (payload: {}; rebuild: {})",
+                kind(t),
+                kind(o)
+            ))
         }
         _ => {}
     }
     if t.raw_mode != o.raw_mode {
-        return Some(format!("mode differs (payload: {:04o}; rebuild: {:04o})", t.raw_mode, o.raw_mode));
+        return Some(format!(
+            "mode differs (payload: {:04o}; rebuild: {:04o})",
+            t.raw_mode, o.raw_mode
+        ));
     }
     if (t.uid, t.gid) != (o.uid, o.gid) {
-        return Some(format!("owner differs (payload: {}:{}; rebuild: {}:{})", t.uid, t.gid, o.uid, o.gid));
+        return Some(format!(
+            "owner differs (payload: {}:{}; rebuild: {}:{})",
+            t.uid, t.gid, o.uid, o.gid
+        ));
     }
     if t.mtime != o.mtime {
-        return Some(format!("mtime differs (payload: {}; rebuild: {})", t.mtime, o.mtime));
+        return Some(format!(
+            "mtime differs (payload: {}; rebuild: {})",
+            t.mtime, o.mtime
+        ));
     }
     None
 }
@@ -206,8 +270,11 @@ fn manifest_in_guest(g: &Guest, recipe: &Path, image: &Path) -> Result<(String, 
         _ => bail!("{}: several graft manifests in the guest ({}); pick one with --manifest (a host copy)", image.display(), found.join(", ")),
     }
     let path = found.remove(0);
-    let bytes = g.read(&path).with_context(|| format!("{}: reading {path}", image.display()))?;
-    let m = Manifest::from_json(&String::from_utf8_lossy(&bytes)).with_context(|| format!("{}: {path} is not a graft manifest", image.display()))?;
+    let bytes = g
+        .read(&path)
+        .with_context(|| format!("{}: reading {path}", image.display()))?;
+    let m = Manifest::from_json(&String::from_utf8_lossy(&bytes))
+        .with_context(|| format!("{}: {path} is not a graft manifest", image.display()))?;
     Ok((path, m))
 }
 
@@ -238,19 +305,35 @@ fn check_guest(g: &Guest, m: &Manifest, manifest_path: &str) -> Result<Vec<Findi
         if e.kind == "dir" && !inside {
             match g.stat(&e.path) {
                 Ok(st) if st.kind == FileKind::Dir => {}
-                Ok(st) => out.push(Finding { kind: "changed", path: e.path.clone(), detail: format!("type {}, manifest dir", kind_name(st.kind)) }),
-                Err(_) => out.push(Finding { kind: "missing", path: e.path.clone(), detail: String::new() }),
+                Ok(st) => out.push(Finding {
+                    kind: "changed",
+                    path: e.path.clone(),
+                    detail: format!("type {}, manifest dir", kind_name(st.kind)),
+                }),
+                Err(_) => out.push(Finding {
+                    kind: "missing",
+                    path: e.path.clone(),
+                    detail: String::new(),
+                }),
             }
             continue;
         }
         let st = match g.lstat(&e.path) {
             Ok(st) => st,
             Err(GuestError::NotFound { .. }) => {
-                out.push(Finding { kind: "missing", path: e.path.clone(), detail: String::new() });
+                out.push(Finding {
+                    kind: "missing",
+                    path: e.path.clone(),
+                    detail: String::new(),
+                });
                 continue;
             }
             Err(err) => {
-                out.push(Finding { kind: "changed", path: e.path.clone(), detail: format!("cannot be read: {err}") });
+                out.push(Finding {
+                    kind: "changed",
+                    path: e.path.clone(),
+                    detail: format!("cannot be read: {err}"),
+                });
                 continue;
             }
         };
@@ -264,30 +347,47 @@ fn check_guest(g: &Guest, m: &Manifest, manifest_path: &str) -> Result<Vec<Findi
                 how.push(format!("mode {mode}, manifest {}", e.mode));
             }
             if (st.uid, st.gid) != (e.uid, e.gid) {
-                how.push(format!("owner {}:{}, manifest {}:{}", st.uid, st.gid, e.uid, e.gid));
+                how.push(format!(
+                    "owner {}:{}, manifest {}:{}",
+                    st.uid, st.gid, e.uid, e.gid
+                ));
             }
             match e.kind.as_str() {
                 "file" => {
                     if st.size != e.size {
                         how.push(format!("size {}, manifest {}", st.size, e.size));
                     }
-                    let data = g.read(&e.path).with_context(|| format!("reading {}", e.path))?;
+                    let data = g
+                        .read(&e.path)
+                        .with_context(|| format!("reading {}", e.path))?;
                     let sha = crate::util::sha256_hex(&data);
                     if Some(&sha) != e.sha256.as_ref() {
-                        how.push(format!("sha256 {sha}, manifest {}", e.sha256.as_deref().unwrap_or("none")));
+                        how.push(format!(
+                            "sha256 {sha}, manifest {}",
+                            e.sha256.as_deref().unwrap_or("none")
+                        ));
                     }
                 }
                 "symlink" => {
-                    let t = g.read_link(&e.path).with_context(|| format!("reading link {}", e.path))?;
+                    let t = g
+                        .read_link(&e.path)
+                        .with_context(|| format!("reading link {}", e.path))?;
                     if Some(&t) != e.target.as_ref() {
-                        how.push(format!("link target {t:?}, manifest {:?}", e.target.as_deref().unwrap_or("")));
+                        how.push(format!(
+                            "link target {t:?}, manifest {:?}",
+                            e.target.as_deref().unwrap_or("")
+                        ));
                     }
                 }
                 _ => {}
             }
         }
         if !how.is_empty() {
-            out.push(Finding { kind: "changed", path: e.path.clone(), detail: how.join("; ") });
+            out.push(Finding {
+                kind: "changed",
+                path: e.path.clone(),
+                detail: how.join("; "),
+            });
         }
     }
     // Enabled: some `*.wants/<unit>` link resolves, inside the guest, to the unit.
@@ -300,12 +400,20 @@ fn check_guest(g: &Guest, m: &Manifest, manifest_path: &str) -> Result<Vec<Findi
             .map(|e| e.path.clone())
             .collect();
         if links.is_empty() {
-            links.push(format!("/etc/systemd/system/multi-user.target.wants/{name}"));
+            links.push(format!(
+                "/etc/systemd/system/multi-user.target.wants/{name}"
+            ));
         }
         let unit_resolved = g.resolve(unit, true).ok();
-        let enabled = links.iter().any(|l| unit_resolved.is_some() && g.resolve(l, true).ok() == unit_resolved);
+        let enabled = links
+            .iter()
+            .any(|l| unit_resolved.is_some() && g.resolve(l, true).ok() == unit_resolved);
         if !enabled {
-            out.push(Finding { kind: "not-enabled", path: unit.clone(), detail: format!("no link resolving to it at {}", links.join(", ")) });
+            out.push(Finding {
+                kind: "not-enabled",
+                path: unit.clone(),
+                detail: format!("no link resolving to it at {}", links.join(", ")),
+            });
         }
     }
     // Extra: under the prefix, not in the manifest.
@@ -319,11 +427,18 @@ fn check_guest(g: &Guest, m: &Manifest, manifest_path: &str) -> Result<Vec<Findi
         for e in entries {
             seen += 1;
             if seen > MAX_WALK {
-                bail!("more than {MAX_WALK} entries under {}: not walked to the end", m.prefix);
+                bail!(
+                    "more than {MAX_WALK} entries under {}: not walked to the end",
+                    m.prefix
+                );
             }
             let p = format!("{dir}/{}", e.name);
             if !listed.contains(&p) && p != manifest_path {
-                out.push(Finding { kind: "extra", path: p.clone(), detail: String::new() });
+                out.push(Finding {
+                    kind: "extra",
+                    path: p.clone(),
+                    detail: String::new(),
+                });
             }
             if e.stat.kind == FileKind::Dir {
                 stack.push(p);
@@ -335,14 +450,24 @@ fn check_guest(g: &Guest, m: &Manifest, manifest_path: &str) -> Result<Vec<Findi
 }
 
 fn verify_manifest(image: &Path, args: &VerifyArgs, global: &GlobalArgs) -> Result<Outcome> {
-    let layout = crate::guest::layout::open(image).with_context(|| format!("opening {}", image.display()))?;
+    let layout = crate::guest::layout::open(image)
+        .with_context(|| format!("opening {}", image.display()))?;
     let Some(g) = layout.guest.as_ref() else {
-        bail!("{}: no root filesystem graft can read: {}", image.display(), layout.problems.join("; "));
+        bail!(
+            "{}: no root filesystem graft can read: {}",
+            image.display(),
+            layout.problems.join("; ")
+        );
     };
     let (source, manifest) = match &args.manifest {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read manifest {}", p.display()))?;
-            (p.display().to_string(), Manifest::from_json(&text).with_context(|| format!("{} is not a graft manifest", p.display()))?)
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read manifest {}", p.display()))?;
+            (
+                p.display().to_string(),
+                Manifest::from_json(&text)
+                    .with_context(|| format!("{} is not a graft manifest", p.display()))?,
+            )
         }
         None => manifest_in_guest(g, &args.recipe, image)?,
     };
@@ -370,8 +495,21 @@ fn verify_manifest(image: &Path, args: &VerifyArgs, global: &GlobalArgs) -> Resu
         }
     }
     if findings.is_empty() {
-        let unit = manifest.unit.as_deref().map(|u| format!("; {u} enabled")).unwrap_or_default();
-        say(global, format!("Verified {}: {} entries of {} (target {}) match {source}{unit}", image.display(), manifest.entries.len(), manifest.recipe, manifest.target));
+        let unit = manifest
+            .unit
+            .as_deref()
+            .map(|u| format!("; {u} enabled"))
+            .unwrap_or_default();
+        say(
+            global,
+            format!(
+                "Verified {}: {} entries of {} (target {}) match {source}{unit}",
+                image.display(),
+                manifest.entries.len(),
+                manifest.recipe,
+                manifest.target
+            ),
+        );
         Ok(Outcome::Ok)
     } else {
         if !global.json {
@@ -399,7 +537,11 @@ fn first_device_difference(a: &dyn BlockDevice, b: &dyn BlockDevice) -> Result<O
         a.read_at(&mut ba[..n], off)?;
         b.read_at(&mut bb[..n], off)?;
         if ba[..n] != bb[..n] {
-            let i = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y).expect("a byte differs");
+            let i = ba[..n]
+                .iter()
+                .zip(&bb[..n])
+                .position(|(x, y)| x != y)
+                .expect("a byte differs");
             return Ok(Some(off + i as u64));
         }
         off += n as u64;
@@ -409,8 +551,14 @@ fn first_device_difference(a: &dyn BlockDevice, b: &dyn BlockDevice) -> Result<O
 
 fn first_file_difference(a: &Path, b: &Path) -> Result<Option<u64>> {
     use std::io::Read;
-    let mut fa = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(a).with_context(|| format!("reading {}", a.display()))?);
-    let mut fb = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(b).with_context(|| format!("reading {}", b.display()))?);
+    let mut fa = std::io::BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(a).with_context(|| format!("reading {}", a.display()))?,
+    );
+    let mut fb = std::io::BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(b).with_context(|| format!("reading {}", b.display()))?,
+    );
     let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
     let mut off = 0u64;
     loop {
@@ -459,7 +607,8 @@ fn verify_against_base(image: &Path, args: &VerifyArgs, global: &GlobalArgs) -> 
     if args.manifest.is_some() {
         bail!("--manifest and --base are two different checks; give one");
     }
-    let info = crate::disk::image_info(image).with_context(|| format!("reading {}", image.display()))?;
+    let info =
+        crate::disk::image_info(image).with_context(|| format!("reading {}", image.display()))?;
     let overlay = !info.backing_chain.is_empty();
     let (format, vhd_type) = match info.format {
         ImageFormat::Raw => (FormatArg::Raw, VhdType::Dynamic),
@@ -467,25 +616,54 @@ fn verify_against_base(image: &Path, args: &VerifyArgs, global: &GlobalArgs) -> 
         ImageFormat::VhdFixed => (FormatArg::Vhd, VhdType::Fixed),
         ImageFormat::VhdDynamic => (FormatArg::Vhd, VhdType::Dynamic),
     };
-    let work = tempfile::Builder::new().prefix("graft-verify-").tempdir().context("creating a temporary directory")?;
+    let work = tempfile::Builder::new()
+        .prefix("graft-verify-")
+        .tempdir()
+        .context("creating a temporary directory")?;
     let rebuilt = work.path().join("rebuilt");
-    let out = OutputArgs { output: Some(rebuilt.clone()), in_place: false, overlay, format: (!overlay).then_some(format), vhd_type };
+    let out = OutputArgs {
+        output: Some(rebuilt.clone()),
+        in_place: false,
+        overlay,
+        format: (!overlay).then_some(format),
+        vhd_type,
+    };
     let target = args.target.as_deref().unwrap_or("auto");
-    let source = super::inject::Source::Lock { recipe: &args.recipe, lock: &args.lock, target };
-    let quiet = GlobalArgs { quiet: true, json: false, ..global.clone() };
+    let source = super::inject::Source::Lock {
+        recipe: &args.recipe,
+        lock: &args.lock,
+        target,
+    };
+    let quiet = GlobalArgs {
+        quiet: true,
+        json: false,
+        ..global.clone()
+    };
     let (plan, _) = super::inject::run_inject(base, &out, &source, false, &quiet)
         .with_context(|| format!("re-injecting into {}", base.display()))?;
 
-    let a = crate::disk::open_image(image, Access::ReadOnly).with_context(|| format!("opening {}", image.display()))?;
-    let b = crate::disk::open_image(&rebuilt, Access::ReadOnly).context("opening the re-injected image")?;
+    let a = crate::disk::open_image(image, Access::ReadOnly)
+        .with_context(|| format!("opening {}", image.display()))?;
+    let b = crate::disk::open_image(&rebuilt, Access::ReadOnly)
+        .context("opening the re-injected image")?;
     let disk_diff = first_device_difference(&*a, &*b).context("comparing the virtual disks")?;
     drop((a, b));
     // An overlay names its backing file, which depends on where it lies: only its disk
     // content is compared.
-    let file_diff = if overlay || disk_diff.is_some() { None } else { first_file_difference(image, &rebuilt)? };
+    let file_diff = if overlay || disk_diff.is_some() {
+        None
+    } else {
+        first_file_difference(image, &rebuilt)?
+    };
     let verdict = match (disk_diff, file_diff) {
-        (Some(off), _) => Some(format!("the virtual disks differ first at {}", describe_offset(image, off))),
-        (None, Some(off)) => Some(format!("the virtual disks are identical, but the {} files differ first at byte {off}", info.format.name())),
+        (Some(off), _) => Some(format!(
+            "the virtual disks differ first at {}",
+            describe_offset(image, off)
+        )),
+        (None, Some(off)) => Some(format!(
+            "the virtual disks are identical, but the {} files differ first at byte {off}",
+            info.format.name()
+        )),
         (None, None) => None,
     };
     if global.json {
@@ -502,19 +680,36 @@ fn verify_against_base(image: &Path, args: &VerifyArgs, global: &GlobalArgs) -> 
     }
     match verdict {
         None => {
-            let what = if overlay { "virtual disk identical (overlay: container not compared)" } else { "byte-identical" };
-            say(global, format!("Verified {}: {what} to {} re-injected with {} (target {})", image.display(), base.display(), args.lock.display(), plan.manifest.target));
+            let what = if overlay {
+                "virtual disk identical (overlay: container not compared)"
+            } else {
+                "byte-identical"
+            };
+            say(
+                global,
+                format!(
+                    "Verified {}: {what} to {} re-injected with {} (target {})",
+                    image.display(),
+                    base.display(),
+                    args.lock.display(),
+                    plan.manifest.target
+                ),
+            );
             Ok(Outcome::Ok)
         }
         Some(v) => {
             if !global.json {
-                eprintln!("{} is not what {} gives when injected into {}: {v}", image.display(), args.lock.display(), base.display());
+                eprintln!(
+                    "{} is not what {} gives when injected into {}: {v}",
+                    image.display(),
+                    args.lock.display(),
+                    base.display()
+                );
             }
             Ok(Outcome::Differs)
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -538,7 +733,10 @@ mod tests {
         let mut b = Tree::new();
         b.add_file("opt/p/a", b"1".to_vec(), 0o755).unwrap();
         b.add_file("opt/p/b", b"X".to_vec(), 0o644).unwrap();
-        assert_eq!(first_difference(&members(&b, 1), &base), "/opt/p/a: mode differs (payload: 0755; rebuild: 0644)");
+        assert_eq!(
+            first_difference(&members(&b, 1), &base),
+            "/opt/p/a: mode differs (payload: 0755; rebuild: 0644)"
+        );
         assert!(first_difference(&members(&content, 1), &base).starts_with("/opt/p/c: extra"));
         assert!(first_difference(&base, &members(&content, 1)).starts_with("/opt/p/c: missing"));
         let mut c = Tree::new();

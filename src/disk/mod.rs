@@ -144,9 +144,16 @@ pub struct RawFile {
 
 impl RawFile {
     pub fn open(path: &Path, writable: bool) -> io::Result<Self> {
-        let file = std::fs::OpenOptions::new().read(true).write(writable).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)?;
         let len = file.metadata()?.len();
-        Ok(Self { file, len, writable })
+        Ok(Self {
+            file,
+            len,
+            writable,
+        })
     }
 }
 
@@ -160,7 +167,10 @@ impl BlockDevice for RawFile {
     }
     fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         if !self.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "raw image opened read-only"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "raw image opened read-only",
+            ));
         }
         check_range(offset, buf.len(), self.len)?;
         self.file.write_all_at(buf, offset)

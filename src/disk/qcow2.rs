@@ -417,13 +417,15 @@ fn walk_chain(top: &Path) -> Result<Vec<ChainLink>, DiskError> {
         format = match next_format.as_deref() {
             Some("qcow2") => ImageFormat::Qcow2,
             Some("raw") | Some("file") => ImageFormat::Raw,
-            Some(other) => return Err(DiskError::BackingChain {
-                path: current.clone(),
-                reason: format!(
+            Some(other) => {
+                return Err(DiskError::BackingChain {
+                    path: current.clone(),
+                    reason: format!(
                     "backing file {} has format {other:?}, which graft reads only as qcow2 or raw",
                     next_path.display()
                 ),
-            }),
+                })
+            }
             None => probed,
         };
         if matches!(format, ImageFormat::VhdFixed | ImageFormat::VhdDynamic) {
@@ -570,10 +572,19 @@ const FEATURE_NAME_TABLE: u32 = 0x6803_f857;
 /// hash-map order, which differs from run to run; qemu reads them in any order. Call after
 /// the last write through imago, so that equal images are equal files.
 pub fn sort_feature_name_table(path: &Path) -> Result<(), DiskError> {
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| DiskError::io(path, e))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| DiskError::io(path, e))?;
     let mut head = vec![0u8; 4096];
-    let len = file.metadata().map_err(|e| DiskError::io(path, e))?.len().min(head.len() as u64) as usize;
-    file.read_exact_at(&mut head[..len], 0).map_err(|e| DiskError::io(path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| DiskError::io(path, e))?
+        .len()
+        .min(head.len() as u64) as usize;
+    file.read_exact_at(&mut head[..len], 0)
+        .map_err(|e| DiskError::io(path, e))?;
     let head = &mut head[..len];
     if len < 104 || head[..4] != MAGIC || u32::from_be_bytes(head[4..8].try_into().unwrap()) < 3 {
         return Ok(()); // version 2 has no header extensions
@@ -591,7 +602,8 @@ pub fn sort_feature_name_table(path: &Path) -> Result<(), DiskError> {
             let mut entries: Vec<Vec<u8>> = data.chunks(48).map(<[u8]>::to_vec).collect();
             entries.sort();
             data.copy_from_slice(&entries.concat());
-            file.write_all_at(data, (off + 8) as u64).map_err(|e| DiskError::io(path, e))?;
+            file.write_all_at(data, (off + 8) as u64)
+                .map_err(|e| DiskError::io(path, e))?;
             file.sync_all().map_err(|e| DiskError::io(path, e))?;
             break;
         }
@@ -610,17 +622,24 @@ pub fn create_qcow2_from(src: &dyn BlockDevice, dst: &Path) -> Result<(), DiskEr
         .create_new(true)
         .open(dst)
         .map_err(|e| DiskError::io(dst, e))?;
-    let storage = ImagoFile::from_open_file(file, StorageOpenOptions::new().filename(dst).write(true)).map_err(imago_err(dst))?;
+    let storage =
+        ImagoFile::from_open_file(file, StorageOpenOptions::new().filename(dst).write(true))
+            .map_err(imago_err(dst))?;
     use imago::FormatCreateBuilder;
-    Qcow2::<ImagoFile>::create_builder(storage).size(src.len()).create().map_err(imago_err(dst))?;
+    Qcow2::<ImagoFile>::create_builder(storage)
+        .size(src.len())
+        .create()
+        .map_err(imago_err(dst))?;
     let mut out = Qcow2Device::open(dst, Access::ReadWrite)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
     while off < src.len() {
         let n = (src.len() - off).min(buf.len() as u64) as usize;
-        src.read_at(&mut buf[..n], off).map_err(|e| DiskError::io(dst, e))?;
+        src.read_at(&mut buf[..n], off)
+            .map_err(|e| DiskError::io(dst, e))?;
         if buf[..n].iter().any(|&b| b != 0) {
-            out.write_at(&buf[..n], off).map_err(|e| DiskError::io(dst, e))?;
+            out.write_at(&buf[..n], off)
+                .map_err(|e| DiskError::io(dst, e))?;
         }
         off += n as u64;
     }

@@ -99,9 +99,11 @@ impl Footer {
             2 => DiskType::Fixed,
             3 => DiskType::Dynamic,
             4 => DiskType::Differencing,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "disk type (offset 60) is {other}, not 2 (fixed), 3 (dynamic) or 4 (differencing)"
-            )),
+            ))
+            }
         };
         let geometry = be32(&b, 56);
         Ok(Footer {

@@ -19,7 +19,9 @@ use super::inspect::GuestFacts;
 
 #[derive(Debug, Error)]
 pub enum PlanError {
-    #[error("the payload holds no graft manifest (<prefix>/{IN_GUEST_PATH}); is it a graft payload?")]
+    #[error(
+        "the payload holds no graft manifest (<prefix>/{IN_GUEST_PATH}); is it a graft payload?"
+    )]
     NoManifest,
     #[error("the payload's manifest {path} cannot be read: {message}")]
     BadManifest { path: String, message: String },
@@ -82,10 +84,16 @@ impl Plan {
     }
 
     /// From the members of a payload archive; the manifest is the one inside it.
-    pub fn from_members(members: Vec<Member>, preferred_prefix: Option<&str>) -> Result<Plan, PlanError> {
+    pub fn from_members(
+        members: Vec<Member>,
+        preferred_prefix: Option<&str>,
+    ) -> Result<Plan, PlanError> {
         let suffix = format!("/{IN_GUEST_PATH}");
         let preferred = preferred_prefix.map(|p| format!("{}{suffix}", p.trim_matches('/')));
-        let manifests: Vec<&Member> = members.iter().filter(|m| m.path.ends_with(&suffix)).collect();
+        let manifests: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.path.ends_with(&suffix))
+            .collect();
         let chosen = manifests
             .iter()
             .find(|m| Some(&m.path) == preferred.as_ref())
@@ -93,8 +101,16 @@ impl Plan {
             .ok_or(PlanError::NoManifest)?;
         let manifest = match &chosen.entry.node {
             Node::File { data, .. } => Manifest::from_json(&String::from_utf8_lossy(data))
-                .map_err(|e| PlanError::BadManifest { path: format!("/{}", chosen.path), message: e.to_string() })?,
-            _ => return Err(PlanError::BadManifest { path: format!("/{}", chosen.path), message: "not a regular file".into() }),
+                .map_err(|e| PlanError::BadManifest {
+                    path: format!("/{}", chosen.path),
+                    message: e.to_string(),
+                })?,
+            _ => {
+                return Err(PlanError::BadManifest {
+                    path: format!("/{}", chosen.path),
+                    message: "not a regular file".into(),
+                })
+            }
         };
         let mut sorted: BTreeMap<String, Member> = BTreeMap::new();
         for m in members {
@@ -123,10 +139,18 @@ impl Plan {
         let python = ops.iter().find_map(|op| {
             let rest = op.path.strip_prefix(&lib)?.strip_prefix("python")?;
             let v = rest.split('/').next()?;
-            let ok = op.kind == OpKind::Dir && !rest.contains('/') && v.split('.').count() == 2 && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            let ok = op.kind == OpKind::Dir
+                && !rest.contains('/')
+                && v.split('.').count() == 2
+                && v.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
             ok.then(|| v.to_string())
         });
-        Plan { ops, manifest, python }
+        Plan {
+            ops,
+            manifest,
+            python,
+        }
     }
 
     /// Files and their bytes.
@@ -150,17 +174,28 @@ impl Plan {
             }
         }
         if let Some(py) = &self.python {
-            if !facts.python.versions.iter().any(|v| v == py) && facts.python.default.as_deref() != Some(py.as_str()) {
+            if !facts.python.versions.iter().any(|v| v == py)
+                && facts.python.default.as_deref() != Some(py.as_str())
+            {
                 return Err(PlanError::Guest(format!(
                     "the payload was built for Python {py} (target {}), but the guest has {}; \
                      build for a target whose python matches the image (graft inspect shows it)",
                     self.manifest.target,
-                    if facts.python.versions.is_empty() { "no Python".to_string() } else { format!("Python {}", facts.python.versions.join(", ")) }
+                    if facts.python.versions.is_empty() {
+                        "no Python".to_string()
+                    } else {
+                        format!("Python {}", facts.python.versions.join(", "))
+                    }
                 )));
             }
             // The venv's pyvenv.cfg names the interpreter's directory: it must be there.
             let cfg_path = format!("{}/pyvenv.cfg", self.manifest.prefix.trim_end_matches('/'));
-            if let Some(OpKind::File(cfg)) = self.ops.iter().find(|o| o.path == cfg_path).map(|o| &o.kind) {
+            if let Some(OpKind::File(cfg)) = self
+                .ops
+                .iter()
+                .find(|o| o.path == cfg_path)
+                .map(|o| &o.kind)
+            {
                 let cfg = String::from_utf8_lossy(cfg);
                 if let Some(home) = cfg.lines().find_map(|l| l.strip_prefix("home = ")) {
                     let interp = format!("{}/python{py}", home.trim_end_matches('/'));
@@ -193,8 +228,15 @@ impl Plan {
             return Ok(());
         }
         let shown: Vec<&str> = c.iter().take(5).map(String::as_str).collect();
-        let more = if c.len() > 5 { format!(" and {} more", c.len() - 5) } else { String::new() };
-        Err(PlanError::Exists { count: c.len(), list: format!("{}{more}", shown.join(", ")) })
+        let more = if c.len() > 5 {
+            format!(" and {} more", c.len() - 5)
+        } else {
+            String::new()
+        };
+        Err(PlanError::Exists {
+            count: c.len(),
+            list: format!("{}{more}", shown.join(", ")),
+        })
     }
 
     /// Worst-case blocks and inodes (every directory counted as new).
@@ -228,7 +270,13 @@ impl Plan {
                     w.mkdir_p(&op.path, &meta)?;
                 }
                 OpKind::File(data) => {
-                    w.create_file(&op.path, &meta, data.len() as u64, &mut data.as_slice(), replace)?;
+                    w.create_file(
+                        &op.path,
+                        &meta,
+                        data.len() as u64,
+                        &mut data.as_slice(),
+                        replace,
+                    )?;
                 }
                 OpKind::Symlink(target) => {
                     w.symlink(&op.path, target.as_bytes(), &meta, replace)?;
@@ -247,8 +295,10 @@ mod tests {
     fn sample() -> (Tree, Manifest) {
         let mut t = Tree::new();
         t.add_dir("opt/p/lib/python3.11/site-packages").unwrap();
-        t.add_file("opt/p/pyvenv.cfg", b"home = /usr/bin\n".to_vec(), 0o644).unwrap();
-        t.add_symlink("opt/p/bin/python3", "/usr/bin/python3").unwrap();
+        t.add_file("opt/p/pyvenv.cfg", b"home = /usr/bin\n".to_vec(), 0o644)
+            .unwrap();
+        t.add_symlink("opt/p/bin/python3", "/usr/bin/python3")
+            .unwrap();
         let m = Manifest {
             schema: 1,
             recipe: "r".into(),
@@ -262,7 +312,12 @@ mod tests {
             entries: vec![],
             payload: None,
         };
-        t.add_file(&format!("opt/p/{IN_GUEST_PATH}"), m.to_json().into_bytes(), 0o644).unwrap();
+        t.add_file(
+            &format!("opt/p/{IN_GUEST_PATH}"),
+            m.to_json().into_bytes(),
+            0o644,
+        )
+        .unwrap();
         (t, m)
     }
 
@@ -271,7 +326,11 @@ mod tests {
         let (t, m) = sample();
         let a = Plan::from_tree(&t, &m);
         let bytes = archive::write_tar_gz(&t, 7, Vec::new()).unwrap();
-        let b = Plan::from_members(archive::read_tar_gz(bytes.as_slice(), 0, "t").unwrap(), None).unwrap();
+        let b = Plan::from_members(
+            archive::read_tar_gz(bytes.as_slice(), 0, "t").unwrap(),
+            None,
+        )
+        .unwrap();
         assert_eq!(a.ops, b.ops);
         assert_eq!(a.manifest, b.manifest);
         assert_eq!(a.python.as_deref(), Some("3.11"));
@@ -284,7 +343,11 @@ mod tests {
         let mut t = Tree::new();
         t.add_file("opt/x", b"1".to_vec(), 0o644).unwrap();
         let bytes = archive::write_tar_gz(&t, 7, Vec::new()).unwrap();
-        let e = Plan::from_members(archive::read_tar_gz(bytes.as_slice(), 0, "t").unwrap(), None).unwrap_err();
+        let e = Plan::from_members(
+            archive::read_tar_gz(bytes.as_slice(), 0, "t").unwrap(),
+            None,
+        )
+        .unwrap_err();
         assert!(matches!(e, PlanError::NoManifest));
     }
 }

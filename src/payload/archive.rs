@@ -44,15 +44,23 @@ pub enum ArchiveError {
     #[error("archive {archive}: {message}")]
     Read { archive: String, message: String },
     #[error("archive {archive}: member {member:?}: {message}")]
-    Member { archive: String, member: String, message: String },
+    Member {
+        archive: String,
+        member: String,
+        message: String,
+    },
 }
 
 /// Writes `tree` as a gzip-compressed tar to `out`, returning `out` when done.
 pub fn write_tar_gz<W: Write>(tree: &Tree, epoch: i64, out: W) -> io::Result<W> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
     let gz = super::gzip::ParallelGzWriter::new(out, GZIP_LEVEL, threads)?;
     let mut builder = tar::Builder::new(gz);
-    let mtime = u64::try_from(epoch).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative epoch"))?;
+    let mtime = u64::try_from(epoch)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative epoch"))?;
     for (path, entry) in tree.iter() {
         let mut header = tar::Header::new_gnu();
         header.set_mtime(mtime);
@@ -96,21 +104,39 @@ pub struct Member {
 /// Reads a `.tar.gz` as data. `strip` leading components are removed from every path
 /// (members with fewer components are skipped, as `tar --strip-components` does);
 /// `archive` names the archive in errors.
-pub fn read_tar_gz(reader: impl Read, strip: usize, archive: &str) -> Result<Vec<Member>, ArchiveError> {
-    let read_err = |e: io::Error| ArchiveError::Read { archive: archive.into(), message: e.to_string() };
+pub fn read_tar_gz(
+    reader: impl Read,
+    strip: usize,
+    archive: &str,
+) -> Result<Vec<Member>, ArchiveError> {
+    let read_err = |e: io::Error| ArchiveError::Read {
+        archive: archive.into(),
+        message: e.to_string(),
+    };
     let gz = flate2::read::GzDecoder::new(reader);
     let mut tar = tar::Archive::new(gz);
     let mut out = Vec::new();
     let mut total = 0u64;
     for (index, entry) in tar.entries().map_err(read_err)?.enumerate() {
         if index >= MAX_MEMBERS {
-            return Err(ArchiveError::Read { archive: archive.into(), message: format!("more than {MAX_MEMBERS} members") });
+            return Err(ArchiveError::Read {
+                archive: archive.into(),
+                message: format!("more than {MAX_MEMBERS} members"),
+            });
         }
         let mut entry = entry.map_err(read_err)?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let err = |message: String| ArchiveError::Member { archive: archive.into(), member: raw_path.clone(), message };
+        let err = |message: String| ArchiveError::Member {
+            archive: archive.into(),
+            member: raw_path.clone(),
+            message,
+        };
         let kind = entry.header().entry_type();
-        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink() {
+        if kind.is_pax_global_extensions()
+            || kind.is_pax_local_extensions()
+            || kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+        {
             continue;
         }
         let path = member_path(&raw_path).map_err(&err)?;
@@ -120,7 +146,10 @@ pub fn read_tar_gz(reader: impl Read, strip: usize, archive: &str) -> Result<Vec
         }
         let path = components[strip..].join("/");
         let header = entry.header();
-        let raw_mode = header.mode().map_err(|e| err(format!("bad mode field: {e}")))? & 0o7777;
+        let raw_mode = header
+            .mode()
+            .map_err(|e| err(format!("bad mode field: {e}")))?
+            & 0o7777;
         let mtime = header.mtime().unwrap_or(0);
         let uid = header.uid().unwrap_or(u64::MAX);
         let gid = header.gid().unwrap_or(u64::MAX);
@@ -129,14 +158,21 @@ pub fn read_tar_gz(reader: impl Read, strip: usize, archive: &str) -> Result<Vec
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
             let size = entry.size();
             if size > MAX_MEMBER_SIZE {
-                return Err(err(format!("{size} bytes, more than the {MAX_MEMBER_SIZE} graft accepts")));
+                return Err(err(format!(
+                    "{size} bytes, more than the {MAX_MEMBER_SIZE} graft accepts"
+                )));
             }
             total = total.saturating_add(size);
             if total > MAX_TOTAL_SIZE {
-                return Err(err(format!("the archive unpacks to more than {MAX_TOTAL_SIZE} bytes")));
+                return Err(err(format!(
+                    "the archive unpacks to more than {MAX_TOTAL_SIZE} bytes"
+                )));
             }
             let mut data = Vec::with_capacity(size as usize);
-            (&mut entry).take(size).read_to_end(&mut data).map_err(|e| err(format!("cannot read: {e}")))?;
+            (&mut entry)
+                .take(size)
+                .read_to_end(&mut data)
+                .map_err(|e| err(format!("cannot read: {e}")))?;
             if data.len() as u64 != size {
                 return Err(err("truncated".into()));
             }
@@ -150,11 +186,26 @@ pub fn read_tar_gz(reader: impl Read, strip: usize, archive: &str) -> Result<Vec
             check_link_target(&path, &target).map_err(&err)?;
             Node::Symlink { target }
         } else if kind.is_hard_link() {
-            return Err(err("a hard link (graft reads only files, directories and symbolic links)".into()));
+            return Err(err(
+                "a hard link (graft reads only files, directories and symbolic links)".into(),
+            ));
         } else {
-            return Err(err(format!("entry type {:?} (device, FIFO or unknown) is not accepted", kind)));
+            return Err(err(format!(
+                "entry type {:?} (device, FIFO or unknown) is not accepted",
+                kind
+            )));
         };
-        out.push(Member { path, entry: Entry { node, mode: raw_mode }, raw_mode, mtime, uid, gid });
+        out.push(Member {
+            path,
+            entry: Entry {
+                node,
+                mode: raw_mode,
+            },
+            raw_mode,
+            mtime,
+            uid,
+            gid,
+        });
     }
     Ok(out)
 }
@@ -213,10 +264,18 @@ mod tests {
 
     fn sample() -> Tree {
         let mut t = Tree::new();
-        t.add_file("opt/x/bin/tool", b"#!/bin/sh\n".to_vec(), 0o700).unwrap();
-        t.add_file(&format!("opt/x/{}/deep.py", "d".repeat(150)), b"print()\n".to_vec(), 0o600).unwrap();
-        t.add_symlink("opt/x/bin/python3", "/usr/bin/python3").unwrap();
-        t.add_symlink(&format!("opt/x/{}", "l".repeat(120)), &"t".repeat(120)).unwrap();
+        t.add_file("opt/x/bin/tool", b"#!/bin/sh\n".to_vec(), 0o700)
+            .unwrap();
+        t.add_file(
+            &format!("opt/x/{}/deep.py", "d".repeat(150)),
+            b"print()\n".to_vec(),
+            0o600,
+        )
+        .unwrap();
+        t.add_symlink("opt/x/bin/python3", "/usr/bin/python3")
+            .unwrap();
+        t.add_symlink(&format!("opt/x/{}", "l".repeat(120)), &"t".repeat(120))
+            .unwrap();
         t
     }
 
@@ -234,7 +293,12 @@ mod tests {
         assert_eq!(paths, tree_paths);
         for m in &members {
             assert_eq!((m.mtime, m.uid, m.gid), (1_700_000_000, 0, 0), "{}", m.path);
-            assert_eq!(m.entry, sample().get(&m.path).unwrap().clone(), "{}", m.path);
+            assert_eq!(
+                m.entry,
+                sample().get(&m.path).unwrap().clone(),
+                "{}",
+                m.path
+            );
         }
     }
 
@@ -243,7 +307,11 @@ mod tests {
         let a = write_tar_gz(&sample(), 5, Vec::new()).unwrap();
         let b = write_tar_gz(&sample(), 5, Vec::new()).unwrap();
         assert_eq!(a, b);
-        assert_ne!(a, write_tar_gz(&sample(), 6, Vec::new()).unwrap(), "the epoch is in the bytes");
+        assert_ne!(
+            a,
+            write_tar_gz(&sample(), 6, Vec::new()).unwrap(),
+            "the epoch is in the bytes"
+        );
     }
 
     fn raw_tar(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
@@ -252,7 +320,11 @@ mod tests {
         for (path, kind, link) in entries {
             let mut h = tar::Header::new_old();
             h.set_entry_type(*kind);
-            h.set_size(if *kind == tar::EntryType::Regular { 1 } else { 0 });
+            h.set_size(if *kind == tar::EntryType::Regular {
+                1
+            } else {
+                0
+            });
             h.set_mode(0o644);
             // Write the name bytes directly: the tar crate refuses `..` in set_path.
             let name = &mut h.as_old_mut().name;
@@ -261,7 +333,11 @@ mod tests {
                 h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
             }
             h.set_cksum();
-            let data: &[u8] = if *kind == tar::EntryType::Regular { b"x" } else { b"" };
+            let data: &[u8] = if *kind == tar::EntryType::Regular {
+                b"x"
+            } else {
+                b""
+            };
             b.append(&h, data).unwrap();
         }
         b.into_inner().unwrap().finish().unwrap()
@@ -279,14 +355,23 @@ mod tests {
         ];
         for (path, kind, link, word) in cases {
             let bytes = raw_tar(&[(path, *kind, link)]);
-            let err = read_tar_gz(bytes.as_slice(), 1, "heat-agents.tar.gz").unwrap_err().to_string();
-            assert!(err.contains("heat-agents.tar.gz") && err.contains(word), "{path}: {err}");
+            let err = read_tar_gz(bytes.as_slice(), 1, "heat-agents.tar.gz")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("heat-agents.tar.gz") && err.contains(word),
+                "{path}: {err}"
+            );
         }
     }
 
     #[test]
     fn strip_components_drops_the_top_directory() {
-        let bytes = raw_tar(&[("top/", tar::EntryType::Directory, ""), ("top/a/b", tar::EntryType::Regular, ""), ("top/l", tar::EntryType::Symlink, "a/b")]);
+        let bytes = raw_tar(&[
+            ("top/", tar::EntryType::Directory, ""),
+            ("top/a/b", tar::EntryType::Regular, ""),
+            ("top/l", tar::EntryType::Symlink, "a/b"),
+        ]);
         let members = read_tar_gz(bytes.as_slice(), 1, "x").unwrap();
         let paths: Vec<&str> = members.iter().map(|m| m.path.as_str()).collect();
         assert_eq!(paths, ["a/b", "l"]);

@@ -81,8 +81,12 @@ impl<W: Write> ParallelGzWriter<W> {
     fn send_piece(&mut self) -> io::Result<()> {
         let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         self.crc.update(&piece);
-        let jobs = self.jobs.as_ref().ok_or_else(|| io::Error::other("gzip writer already finished"))?;
-        jobs.send((self.sent, piece)).map_err(|_| io::Error::other("a compression thread stopped"))?;
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| io::Error::other("gzip writer already finished"))?;
+        jobs.send((self.sent, piece))
+            .map_err(|_| io::Error::other("a compression thread stopped"))?;
         self.sent += 1;
         self.drain(false)
     }
@@ -98,7 +102,9 @@ impl<W: Write> ParallelGzWriter<W> {
                 return Ok(());
             }
             let next = if all {
-                self.results.recv().map_err(|_| io::Error::other("a compression thread stopped"))?
+                self.results
+                    .recv()
+                    .map_err(|_| io::Error::other("a compression thread stopped"))?
             } else {
                 match self.results.try_recv() {
                     Ok(r) => r,
@@ -153,7 +159,8 @@ fn deflate_piece(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
             out.reserve(out.capacity().max(4096));
         }
         let consumed = c.total_in() as usize;
-        c.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync).map_err(io::Error::other)?;
+        c.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+            .map_err(io::Error::other)?;
         // Done when all input is taken and the flush did not run out of room.
         if c.total_in() as usize == data.len() && out.len() < out.capacity() {
             return Ok(out);
@@ -197,7 +204,9 @@ mod tests {
             let one = gz(&data, 1, 4096);
             assert_eq!(one, gz(&data, 4, 1 << 17), "len {len}");
             let mut back = Vec::new();
-            flate2::read::GzDecoder::new(one.as_slice()).read_to_end(&mut back).unwrap();
+            flate2::read::GzDecoder::new(one.as_slice())
+                .read_to_end(&mut back)
+                .unwrap();
             assert!(back == data, "len {len}: round trip");
             assert_eq!(&one[..4], &[0x1f, 0x8b, 8, 0]);
             assert_eq!(one[9], 255);
@@ -211,13 +220,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.gz");
         std::fs::write(&path, &bytes).unwrap();
-        let out = match std::process::Command::new("gzip").arg("-dc").arg(&path).output() {
+        let out = match std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(&path)
+            .output()
+        {
             Ok(o) => o,
             Err(e) => panic!("gzip (the oracle) is not installed: {e}"),
         };
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.stdout == data);
-        let listing = std::process::Command::new("gzip").arg("-lv").arg(&path).output().unwrap();
+        let listing = std::process::Command::new("gzip")
+            .arg("-lv")
+            .arg(&path)
+            .output()
+            .unwrap();
         assert!(listing.status.success());
     }
 }

@@ -128,16 +128,29 @@ mod tests {
     #[test]
     fn entries_carry_type_mode_hash_and_target_and_skip_the_exception() {
         let mut t = Tree::new();
-        t.add_file("opt/p/share/graft/manifest.json", b"{}".to_vec(), 0o644).unwrap();
+        t.add_file("opt/p/share/graft/manifest.json", b"{}".to_vec(), 0o644)
+            .unwrap();
         t.add_file("opt/p/bin/x", b"abc".to_vec(), 0o755).unwrap();
-        t.add_symlink("opt/p/bin/python3", "/usr/bin/python3").unwrap();
+        t.add_symlink("opt/p/bin/python3", "/usr/bin/python3")
+            .unwrap();
         let e = entries_of(&t, Some("opt/p/share/graft/manifest.json"));
-        assert!(e.iter().all(|e| e.path != "/opt/p/share/graft/manifest.json"));
+        assert!(e
+            .iter()
+            .all(|e| e.path != "/opt/p/share/graft/manifest.json"));
         let x = e.iter().find(|e| e.path == "/opt/p/bin/x").unwrap();
-        assert_eq!((x.kind.as_str(), x.mode.as_str(), x.size), ("file", "0755", 3));
-        assert_eq!(x.sha256.as_deref(), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert_eq!(
+            (x.kind.as_str(), x.mode.as_str(), x.size),
+            ("file", "0755", 3)
+        );
+        assert_eq!(
+            x.sha256.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
         let l = e.iter().find(|e| e.path == "/opt/p/bin/python3").unwrap();
-        assert_eq!((l.kind.as_str(), l.mode.as_str(), l.target.as_deref()), ("symlink", "0777", Some("/usr/bin/python3")));
+        assert_eq!(
+            (l.kind.as_str(), l.mode.as_str(), l.target.as_deref()),
+            ("symlink", "0777", Some("/usr/bin/python3"))
+        );
         assert_eq!(e[0].path, "/opt", "sorted, parents first");
     }
 }

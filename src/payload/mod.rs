@@ -74,14 +74,26 @@ pub fn assemble(
     let recipe = spec.recipe;
     let prefix = spec.prefix.trim_end_matches('/');
     if !prefix.starts_with('/') || prefix.len() < 2 {
-        return Err(PayloadError::Input(format!("prefix {prefix:?} must be an absolute path other than /")));
+        return Err(PayloadError::Input(format!(
+            "prefix {prefix:?} must be an absolute path other than /"
+        )));
     }
     tree::check_path(&prefix[1..])?;
     let rel_prefix = &prefix[1..];
-    let under = |p: &str| if p == "." { rel_prefix.to_string() } else { format!("{rel_prefix}/{p}") };
+    let under = |p: &str| {
+        if p == "." {
+            rel_prefix.to_string()
+        } else {
+            format!("{rel_prefix}/{p}")
+        }
+    };
 
-    let (major, minor) = parse_python(&spec.target.python)
-        .ok_or_else(|| PayloadError::Input(format!("lockfile target {:?}: python {:?} is not MAJOR.MINOR", spec.target.name, spec.target.python)))?;
+    let (major, minor) = parse_python(&spec.target.python).ok_or_else(|| {
+        PayloadError::Input(format!(
+            "lockfile target {:?}: python {:?} is not MAJOR.MINOR",
+            spec.target.name, spec.target.python
+        ))
+    })?;
 
     let mut tree = Tree::new();
     tree.add_dir(rel_prefix)?;
@@ -90,7 +102,11 @@ pub fn assemble(
     let venv_rel = under(&recipe.layout.venv);
     let venv_abs = format!("/{venv_rel}");
     let v = venv::layout(&recipe.python.interpreter, major, minor, &venv_abs);
-    tree.add_file(&format!("{venv_rel}/pyvenv.cfg"), v.pyvenv_cfg.into_bytes(), 0o644)?;
+    tree.add_file(
+        &format!("{venv_rel}/pyvenv.cfg"),
+        v.pyvenv_cfg.into_bytes(),
+        0o644,
+    )?;
     for d in &v.dirs {
         tree.add_dir(&format!("{venv_rel}/{d}"))?;
     }
@@ -100,11 +116,20 @@ pub fn assemble(
 
     // Wheels, unpacked in parallel (each is independent) and added in lockfile order;
     // the tree's order does not depend on it.
-    let wheels: Vec<&Artifact> = spec.target.artifacts.iter().filter(|a| a.kind == ArtifactKind::Wheel).collect();
+    let wheels: Vec<&Artifact> = spec
+        .target
+        .artifacts
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::Wheel)
+        .collect();
     let installed = install_wheels(&wheels, &v.scheme, load)?;
     for files in installed {
         for f in files {
-            tree.add_file(&format!("{venv_rel}/{}", f.path), f.data, if f.executable { 0o755 } else { 0o644 })?;
+            tree.add_file(
+                &format!("{venv_rel}/{}", f.path),
+                f.data,
+                if f.executable { 0o755 } else { 0o644 },
+            )?;
         }
     }
 
@@ -118,7 +143,12 @@ pub fn assemble(
         .collect();
     if let Some(h) = &recipe.layout.hooks {
         for name in &h.names {
-            wanted.push((h.archive.as_str(), h.from.replace("{name}", name), h.to.replace("{name}", name), h.mode));
+            wanted.push((
+                h.archive.as_str(),
+                h.from.replace("{name}", name),
+                h.to.replace("{name}", name),
+                h.mode,
+            ));
         }
     }
     for (archive_name, from, to, mode) in &wanted {
@@ -134,10 +164,16 @@ pub fn assemble(
                         spec.target.name
                     ))
                 })?;
-            let strip = recipe.archive(archive_name).map(|a| a.strip_components).unwrap_or(1) as usize;
+            let strip = recipe
+                .archive(archive_name)
+                .map(|a| a.strip_components)
+                .unwrap_or(1) as usize;
             let bytes = load(art).map_err(PayloadError::Input)?;
             let members = archive::read_tar_gz(bytes.as_slice(), strip, &art.filename)?;
-            archives.insert(archive_name, members.into_iter().map(|m| (m.path.clone(), m)).collect());
+            archives.insert(
+                archive_name,
+                members.into_iter().map(|m| (m.path.clone(), m)).collect(),
+            );
         }
         let members = &archives[archive_name];
         let member = members.get(from.as_str()).ok_or_else(|| {
@@ -147,12 +183,12 @@ pub fn assemble(
             tree::Node::File { data, .. } => tree.add_file(&under(to), data.clone(), *mode)?,
             other => {
                 return Err(PayloadError::Input(format!(
-                    "[layout]: {from:?} in the archive {archive_name:?} is a {}, not a regular file",
-                    match other {
-                        tree::Node::Dir => "directory",
-                        _ => "symbolic link",
-                    }
-                )))
+                "[layout]: {from:?} in the archive {archive_name:?} is a {}, not a regular file",
+                match other {
+                    tree::Node::Dir => "directory",
+                    _ => "symbolic link",
+                }
+            )))
             }
         }
     }
@@ -163,13 +199,26 @@ pub fn assemble(
         let text = unit::render(service, prefix, &recipe.name);
         let path = format!("{}/{}", unit::UNIT_DIR, service.name);
         tree.add_file(&path, text.into_bytes(), 0o644)?;
-        tree.add_symlink(&format!("{}/{}.wants/{}", unit::UNIT_DIR, service.wanted_by, service.name), &format!("/{path}"))?;
+        tree.add_symlink(
+            &format!(
+                "{}/{}.wants/{}",
+                unit::UNIT_DIR,
+                service.wanted_by,
+                service.name
+            ),
+            &format!("/{path}"),
+        )?;
         unit_path = Some(format!("/{path}"));
     }
 
     // The in-guest manifest lists everything but itself.
     let manifest_rel = format!("{rel_prefix}/{}", manifest::IN_GUEST_PATH);
-    tree.add_dir(manifest_rel.rsplit_once('/').map(|(d, _)| d).unwrap_or(rel_prefix))?;
+    tree.add_dir(
+        manifest_rel
+            .rsplit_once('/')
+            .map(|(d, _)| d)
+            .unwrap_or(rel_prefix),
+    )?;
     let mut artifacts: Vec<manifest::ManifestArtifact> = spec
         .target
         .artifacts
@@ -196,14 +245,21 @@ pub fn assemble(
         payload: None,
     };
     tree.add_file(&manifest_rel, manifest.to_json().into_bytes(), 0o644)?;
-    Ok(Assembled { tree, manifest, wheel_count: wheels.len() })
+    Ok(Assembled {
+        tree,
+        manifest,
+        wheel_count: wheels.len(),
+    })
 }
 
 /// The manifest written beside the archive: every archive entry, plus its digest.
 pub fn side_manifest(assembled: &Assembled, payload_sha256: &str, payload_size: u64) -> Manifest {
     let mut m = assembled.manifest.clone();
     m.entries = manifest::entries_of(&assembled.tree, None);
-    m.payload = Some(manifest::PayloadDigest { sha256: format!("sha256:{payload_sha256}"), size: payload_size });
+    m.payload = Some(manifest::PayloadDigest {
+        sha256: format!("sha256:{payload_sha256}"),
+        size: payload_size,
+    });
     m
 }
 
@@ -212,9 +268,14 @@ fn install_wheels(
     scheme: &wheel::Scheme,
     load: &(dyn Fn(&Artifact) -> Result<Vec<u8>, String> + Sync),
 ) -> Result<Vec<Vec<wheel::InstalledFile>>, PayloadError> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(wheels.len().max(1));
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+        .min(wheels.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<Vec<wheel::InstalledFile>, PayloadError>>> = (0..wheels.len()).map(|_| None).collect();
+    let mut results: Vec<Option<Result<Vec<wheel::InstalledFile>, PayloadError>>> =
+        (0..wheels.len()).map(|_| None).collect();
     let slots = std::sync::Mutex::new(&mut results);
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -224,15 +285,20 @@ fn install_wheels(
                     break;
                 }
                 let a = wheels[i];
-                let r = load(a)
-                    .map_err(PayloadError::Input)
-                    .and_then(|bytes| wheel::install(&a.filename, &bytes, scheme).map_err(PayloadError::from));
-                slots.lock().expect("no worker panics while holding the lock")[i] = Some(r);
+                let r = load(a).map_err(PayloadError::Input).and_then(|bytes| {
+                    wheel::install(&a.filename, &bytes, scheme).map_err(PayloadError::from)
+                });
+                slots
+                    .lock()
+                    .expect("no worker panics while holding the lock")[i] = Some(r);
             });
         }
     });
     // The first error in lockfile order, so the message does not depend on scheduling.
-    results.into_iter().map(|r| r.expect("every wheel was processed")).collect()
+    results
+        .into_iter()
+        .map(|r| r.expect("every wheel was processed"))
+        .collect()
 }
 
 fn parse_python(s: &str) -> Option<(u32, u32)> {

@@ -16,7 +16,11 @@ pub enum TreeError {
     #[error("payload path {path:?}: {message}")]
     BadPath { path: String, message: String },
     #[error("payload path {path:?} is given twice with different contents ({first} and {second})")]
-    Conflict { path: String, first: String, second: String },
+    Conflict {
+        path: String,
+        first: String,
+        second: String,
+    },
 }
 
 /// What a path is.
@@ -72,7 +76,13 @@ impl Tree {
     pub fn add_dir(&mut self, path: &str) -> Result<(), TreeError> {
         check_path(path)?;
         self.add_parents(path)?;
-        self.insert(path, Entry { node: Node::Dir, mode: DIR_MODE })
+        self.insert(
+            path,
+            Entry {
+                node: Node::Dir,
+                mode: DIR_MODE,
+            },
+        )
     }
 
     /// A regular file; `mode`'s execute bits decide between 0755 and 0644.
@@ -80,17 +90,34 @@ impl Tree {
         check_path(path)?;
         self.add_parents(path)?;
         let sha256 = crate::util::sha256_hex(&data);
-        self.insert(path, Entry { node: Node::File { data, sha256 }, mode: file_mode(mode) })
+        self.insert(
+            path,
+            Entry {
+                node: Node::File { data, sha256 },
+                mode: file_mode(mode),
+            },
+        )
     }
 
     /// A symbolic link; `target` is stored as given (relative or absolute guest path).
     pub fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), TreeError> {
         check_path(path)?;
         if target.is_empty() || target.contains('\0') {
-            return Err(TreeError::BadPath { path: path.into(), message: format!("link target {target:?} is empty or has a NUL") });
+            return Err(TreeError::BadPath {
+                path: path.into(),
+                message: format!("link target {target:?} is empty or has a NUL"),
+            });
         }
         self.add_parents(path)?;
-        self.insert(path, Entry { node: Node::Symlink { target: target.into() }, mode: LINK_MODE })
+        self.insert(
+            path,
+            Entry {
+                node: Node::Symlink {
+                    target: target.into(),
+                },
+                mode: LINK_MODE,
+            },
+        )
     }
 
     pub fn get(&self, path: &str) -> Option<&Entry> {
@@ -112,10 +139,12 @@ impl Tree {
 
     /// The number of regular files and the sum of their sizes.
     pub fn file_stats(&self) -> (usize, u64) {
-        self.entries.values().fold((0, 0), |(n, bytes), e| match &e.node {
-            Node::File { data, .. } => (n + 1, bytes + data.len() as u64),
-            _ => (n, bytes),
-        })
+        self.entries
+            .values()
+            .fold((0, 0), |(n, bytes), e| match &e.node {
+                Node::File { data, .. } => (n + 1, bytes + data.len() as u64),
+                _ => (n, bytes),
+            })
     }
 
     fn add_parents(&mut self, path: &str) -> Result<(), TreeError> {
@@ -123,15 +152,26 @@ impl Tree {
         while let Some(pos) = path[end..].find('/') {
             let parent = &path[..end + pos];
             match self.entries.get(parent) {
-                Some(Entry { node: Node::Dir, .. }) => {}
+                Some(Entry {
+                    node: Node::Dir, ..
+                }) => {}
                 Some(other) => {
                     return Err(TreeError::BadPath {
                         path: path.into(),
-                        message: format!("its parent {parent:?} is a {}, not a directory", other.kind_name()),
+                        message: format!(
+                            "its parent {parent:?} is a {}, not a directory",
+                            other.kind_name()
+                        ),
                     })
                 }
                 None => {
-                    self.entries.insert(parent.to_string(), Entry { node: Node::Dir, mode: DIR_MODE });
+                    self.entries.insert(
+                        parent.to_string(),
+                        Entry {
+                            node: Node::Dir,
+                            mode: DIR_MODE,
+                        },
+                    );
                 }
             }
             end += pos + 1;
@@ -144,7 +184,11 @@ impl Tree {
             if *old == entry {
                 return Ok(());
             }
-            return Err(TreeError::Conflict { path: path.into(), first: describe(old), second: describe(&entry) });
+            return Err(TreeError::Conflict {
+                path: path.into(),
+                first: describe(old),
+                second: describe(&entry),
+            });
         }
         self.entries.insert(path.to_string(), entry);
         Ok(())
@@ -154,7 +198,12 @@ impl Tree {
 fn describe(e: &Entry) -> String {
     match &e.node {
         Node::Dir => "a directory".into(),
-        Node::File { sha256, data } => format!("a file of {} bytes, sha256 {}, mode {:o}", data.len(), &sha256[..12], e.mode),
+        Node::File { sha256, data } => format!(
+            "a file of {} bytes, sha256 {}, mode {:o}",
+            data.len(),
+            &sha256[..12],
+            e.mode
+        ),
         Node::Symlink { target } => format!("a link to {target:?}"),
     }
 }
@@ -162,7 +211,12 @@ fn describe(e: &Entry) -> String {
 /// A payload path: relative, `/`-separated, no empty, `.` or `..` component, no NUL,
 /// no trailing slash.
 pub fn check_path(path: &str) -> Result<(), TreeError> {
-    let bad = |m: &str| Err(TreeError::BadPath { path: path.into(), message: m.into() });
+    let bad = |m: &str| {
+        Err(TreeError::BadPath {
+            path: path.into(),
+            message: m.into(),
+        })
+    };
     if path.is_empty() {
         return bad("empty");
     }
@@ -172,7 +226,10 @@ pub fn check_path(path: &str) -> Result<(), TreeError> {
     if path.contains('\0') {
         return bad("contains NUL");
     }
-    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return bad("has an empty, `.` or `..` component");
     }
     Ok(())
@@ -189,7 +246,17 @@ mod tests {
         t.add_file("opt/a-b", b"x".to_vec(), 0o700).unwrap();
         t.add_symlink("opt/a/bin/py", "/usr/bin/python3").unwrap();
         let paths: Vec<&str> = t.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(paths, ["opt", "opt/a", "opt/a-b", "opt/a/bin", "opt/a/bin/py", "opt/a/z"]);
+        assert_eq!(
+            paths,
+            [
+                "opt",
+                "opt/a",
+                "opt/a-b",
+                "opt/a/bin",
+                "opt/a/bin/py",
+                "opt/a/z"
+            ]
+        );
         assert_eq!(t.get("opt/a/z").unwrap().mode, 0o644);
         assert_eq!(t.get("opt/a-b").unwrap().mode, 0o755);
         assert_eq!(t.get("opt/a/bin/py").unwrap().mode, 0o777);
@@ -200,9 +267,15 @@ mod tests {
         let mut t = Tree::new();
         t.add_file("a/x", b"1".to_vec(), 0o644).unwrap();
         t.add_file("a/x", b"1".to_vec(), 0o644).unwrap();
-        let err = t.add_file("a/x", b"2".to_vec(), 0o644).unwrap_err().to_string();
+        let err = t
+            .add_file("a/x", b"2".to_vec(), 0o644)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("a/x") && err.contains("twice"), "{err}");
-        let err = t.add_file("a/x/y", b"2".to_vec(), 0o644).unwrap_err().to_string();
+        let err = t
+            .add_file("a/x/y", b"2".to_vec(), 0o644)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("parent \"a/x\" is a file"), "{err}");
     }
 

@@ -14,9 +14,15 @@ pub const UNIT_DIR: &str = "etc/systemd/system";
 pub fn render(service: &Service, prefix: &str, recipe_name: &str) -> String {
     let sub = |s: &str| s.replace("{prefix}", prefix);
     let mut u = String::new();
-    u.push_str(&format!("# Written by graft from the recipe {:?}; rebuilt, not edited.\n", recipe_name));
+    u.push_str(&format!(
+        "# Written by graft from the recipe {:?}; rebuilt, not edited.\n",
+        recipe_name
+    ));
     u.push_str("[Unit]\n");
-    u.push_str(&format!("Description={}\n", escape_percent(&service.description)));
+    u.push_str(&format!(
+        "Description={}\n",
+        escape_percent(&service.description)
+    ));
     if !service.after.is_empty() {
         u.push_str(&format!("After={}\n", service.after.join(" ")));
     }
@@ -26,9 +32,15 @@ pub fn render(service: &Service, prefix: &str, recipe_name: &str) -> String {
     u.push_str("\n[Service]\n");
     for (key, value) in &service.environment {
         let assignment = format!("{key}={}", sub(value));
-        u.push_str(&format!("Environment=\"{}\"\n", escape_percent(&assignment.replace('\\', "\\\\").replace('"', "\\\""))));
+        u.push_str(&format!(
+            "Environment=\"{}\"\n",
+            escape_percent(&assignment.replace('\\', "\\\\").replace('"', "\\\""))
+        ));
     }
-    u.push_str(&format!("ExecStart={}\n", escape_percent(&sub(&service.exec_start))));
+    u.push_str(&format!(
+        "ExecStart={}\n",
+        escape_percent(&sub(&service.exec_start))
+    ));
     for line in &service.extra {
         u.push_str(line);
         u.push('\n');
@@ -63,9 +75,18 @@ mod tests {
             extra: vec!["Restart=on-failure".into()],
         };
         let text = render(&s, "/opt/a", "r");
-        assert!(text.contains("ExecStart=/opt/a/bin/agent --command /opt/a/bin/run\n"), "{text}");
-        assert!(text.contains("Environment=\"PATH=/opt/a/bin:/usr/bin\"\n"), "{text}");
-        assert!(text.contains("Environment=\"ODD=a \\\"b\\\" 100%%\"\n"), "{text}");
+        assert!(
+            text.contains("ExecStart=/opt/a/bin/agent --command /opt/a/bin/run\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Environment=\"PATH=/opt/a/bin:/usr/bin\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Environment=\"ODD=a \\\"b\\\" 100%%\"\n"),
+            "{text}"
+        );
         assert!(text.contains("[Install]\nWantedBy=multi-user.target\n"));
         // Sorted by key: ODD before PATH.
         assert!(text.find("ODD=").unwrap() < text.find("PATH=").unwrap());

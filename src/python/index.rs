@@ -34,15 +34,31 @@ pub enum IndexError {
          Is the network up, and is pip's proxy/certificate configuration right? \
          To work from the cache without network, use --offline"
     )]
-    Connect { project: String, url: String, message: String },
+    Connect {
+        project: String,
+        url: String,
+        message: String,
+    },
     #[error("no distribution named {project:?} on the package index ({url} answered 404)")]
     NotFound { project: String, url: String },
     #[error("the package index answered HTTP {status} for {url} (looking up {project:?})")]
-    Status { project: String, url: String, status: u16 },
+    Status {
+        project: String,
+        url: String,
+        status: u16,
+    },
     #[error("the package index page {url} for {project:?} cannot be read: {message}")]
-    Page { project: String, url: String, message: String },
+    Page {
+        project: String,
+        url: String,
+        message: String,
+    },
     #[error("cannot read {path} (package index for {project:?}): {source}")]
-    Local { project: String, path: String, source: std::io::Error },
+    Local {
+        project: String,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("download of {url} failed: {message}")]
     Download { url: String, message: String },
     #[error("cannot find the package index: {0}")]
@@ -74,7 +90,9 @@ pub struct PackageIndex {
 
 impl std::fmt::Debug for PackageIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PackageIndex").field("base", &self.base.as_str()).finish()
+        f.debug_struct("PackageIndex")
+            .field("base", &self.base.as_str())
+            .finish()
     }
 }
 
@@ -85,7 +103,11 @@ impl PackageIndex {
         let given = explicit
             .filter(|u| !u.is_empty())
             .map(str::to_string)
-            .or_else(|| std::env::var("PIP_INDEX_URL").ok().filter(|u| !u.is_empty()));
+            .or_else(|| {
+                std::env::var("PIP_INDEX_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+            });
         // pip's configuration also gives the certificates, proxy and timeout; a host
         // without pip can still use an explicitly given index.
         let (url, config) = match given {
@@ -118,10 +140,15 @@ impl PackageIndex {
     }
 
     fn new_without_client(simple_url: &str) -> Result<PackageIndex, IndexError> {
-        let bad = |message: &str| IndexError::BadUrl { url: redact(simple_url), message: message.to_string() };
+        let bad = |message: &str| IndexError::BadUrl {
+            url: redact(simple_url),
+            message: message.to_string(),
+        };
         let mut base = Url::parse(simple_url.trim()).map_err(|e| bad(&e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https" | "file") {
-            return Err(bad("only http://, https:// and file:// indexes are supported"));
+            return Err(bad(
+                "only http://, https:// and file:// indexes are supported",
+            ));
         }
         if base.cannot_be_a_base() {
             return Err(bad("not a hierarchical URL"));
@@ -155,7 +182,11 @@ impl PackageIndex {
     /// The project page's URL: base + normalised name + `/`.
     pub fn project_url(&self, project: &str) -> Result<Url, IndexError> {
         let name = normalize_name(project);
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        {
             return Err(IndexError::BadUrl {
                 url: redact(self.base.as_str()),
                 message: format!("{project:?} is not a valid distribution name"),
@@ -163,7 +194,10 @@ impl PackageIndex {
         }
         self.base
             .join(&format!("{name}/"))
-            .map_err(|e| IndexError::BadUrl { url: redact(self.base.as_str()), message: e.to_string() })
+            .map_err(|e| IndexError::BadUrl {
+                url: redact(self.base.as_str()),
+                message: e.to_string(),
+            })
     }
 
     /// Every file the index lists for `project`. PEP 691 JSON is asked for first; an
@@ -180,20 +214,37 @@ impl PackageIndex {
             message,
         };
         let text = String::from_utf8(body).map_err(|_| page_err("not UTF-8".into()))?;
-        let is_json = content_type.as_deref().is_some_and(|c| c.trim().starts_with("application/vnd.pypi.simple.v1+json"))
+        let is_json = content_type
+            .as_deref()
+            .is_some_and(|c| c.trim().starts_with("application/vnd.pypi.simple.v1+json"))
             || (content_type.is_none() && text.trim_start().starts_with('{'));
-        let files = if is_json { parse_json_page(&text, &final_url) } else { parse_html_page(&text, &final_url) };
+        let files = if is_json {
+            parse_json_page(&text, &final_url)
+        } else {
+            parse_html_page(&text, &final_url)
+        };
         files.map_err(page_err)
     }
 
     /// The listing entry of one locked file (`graft fetch` looks artifacts up by name
     /// and file name, as the lockfile records no URL). `None` if the index does not list
     /// it; the caller checks the hash it downloads against the lockfile's.
-    pub fn find_file(&self, project: &str, filename: &str) -> Result<Option<IndexFile>, IndexError> {
-        Ok(self.project_files(project)?.into_iter().find(|f| f.filename == filename))
+    pub fn find_file(
+        &self,
+        project: &str,
+        filename: &str,
+    ) -> Result<Option<IndexFile>, IndexError> {
+        Ok(self
+            .project_files(project)?
+            .into_iter()
+            .find(|f| f.filename == filename))
     }
 
-    fn read_local_page(&self, project: &str, page_url: &Url) -> Result<(Url, Option<String>, Vec<u8>), IndexError> {
+    fn read_local_page(
+        &self,
+        project: &str,
+        page_url: &Url,
+    ) -> Result<(Url, Option<String>, Vec<u8>), IndexError> {
         let dir = page_url.to_file_path().map_err(|_| IndexError::BadUrl {
             url: redact(page_url.as_str()),
             message: "not a local path".into(),
@@ -201,22 +252,35 @@ impl PackageIndex {
         let path = dir.join("index.html");
         match std::fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(IndexError::NotFound { project: project.to_string(), url: redact(page_url.as_str()) })
+                return Err(IndexError::NotFound {
+                    project: project.to_string(),
+                    url: redact(page_url.as_str()),
+                })
             }
             Err(source) => {
-                return Err(IndexError::Local { project: project.to_string(), path: path.display().to_string(), source })
+                return Err(IndexError::Local {
+                    project: project.to_string(),
+                    path: path.display().to_string(),
+                    source,
+                })
             }
             Ok(m) if m.len() > MAX_PAGE_BYTES => {
                 return Err(IndexError::Page {
                     project: project.to_string(),
                     url: redact(page_url.as_str()),
-                    message: format!("{} bytes is more than the {MAX_PAGE_BYTES} graft reads", m.len()),
+                    message: format!(
+                        "{} bytes is more than the {MAX_PAGE_BYTES} graft reads",
+                        m.len()
+                    ),
                 })
             }
             Ok(_) => {}
         }
-        let body = std::fs::read(&path)
-            .map_err(|source| IndexError::Local { project: project.to_string(), path: path.display().to_string(), source })?;
+        let body = std::fs::read(&path).map_err(|source| IndexError::Local {
+            project: project.to_string(),
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok((page_url.clone(), Some("text/html".into()), body))
     }
 
@@ -236,10 +300,17 @@ impl PackageIndex {
             .map_err(|e| connect_error(project, page_url, &e))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(IndexError::NotFound { project: project.to_string(), url: redact(page_url.as_str()) });
+            return Err(IndexError::NotFound {
+                project: project.to_string(),
+                url: redact(page_url.as_str()),
+            });
         }
         if !status.is_success() {
-            return Err(IndexError::Status { project: project.to_string(), url: redact(page_url.as_str()), status: status.as_u16() });
+            return Err(IndexError::Status {
+                project: project.to_string(),
+                url: redact(page_url.as_str()),
+                status: status.as_u16(),
+            });
         }
         let final_url = response.url().clone();
         let content_type = response
@@ -251,7 +322,11 @@ impl PackageIndex {
         response
             .take(MAX_PAGE_BYTES + 1)
             .read_to_end(&mut body)
-            .map_err(|e| IndexError::Connect { project: project.to_string(), url: redact(page_url.as_str()), message: e.to_string() })?;
+            .map_err(|e| IndexError::Connect {
+                project: project.to_string(),
+                url: redact(page_url.as_str()),
+                message: e.to_string(),
+            })?;
         if body.len() as u64 > MAX_PAGE_BYTES {
             return Err(IndexError::Page {
                 project: project.to_string(),
@@ -270,19 +345,33 @@ impl PackageIndex {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, IndexError> {
-        let url = Url::parse(file_url).map_err(|e| IndexError::BadUrl { url: redact(file_url), message: e.to_string() })?;
-        let fail = |message: String| IndexError::Download { url: redact(file_url), message };
+        let url = Url::parse(file_url).map_err(|e| IndexError::BadUrl {
+            url: redact(file_url),
+            message: e.to_string(),
+        })?;
+        let fail = |message: String| IndexError::Download {
+            url: redact(file_url),
+            message,
+        };
         let mut reader: Box<dyn Read> = match url.scheme() {
             "file" => {
-                let path = url.to_file_path().map_err(|_| fail("not a local path".into()))?;
-                Box::new(std::fs::File::open(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?)
+                let path = url
+                    .to_file_path()
+                    .map_err(|_| fail("not a local path".into()))?;
+                Box::new(
+                    std::fs::File::open(&path)
+                        .map_err(|e| fail(format!("{}: {e}", path.display())))?,
+                )
             }
             "http" | "https" => {
                 let client = match &self.client {
                     Some(c) => c.clone(),
                     None => crate::http::client()?,
                 };
-                let response = client.get(url.clone()).send().map_err(|e| connect_error("(download)", &url, &e))?;
+                let response = client
+                    .get(url.clone())
+                    .send()
+                    .map_err(|e| connect_error("(download)", &url, &e))?;
                 if !response.status().is_success() {
                     return Err(fail(format!("HTTP {}", response.status().as_u16())));
                 }
@@ -297,7 +386,8 @@ impl PackageIndex {
             if n == 0 {
                 break;
             }
-            out.write_all(&buf[..n]).map_err(|e| fail(format!("writing: {e}")))?;
+            out.write_all(&buf[..n])
+                .map_err(|e| fail(format!("writing: {e}")))?;
             total += n as u64;
             progress(total);
         }
@@ -320,7 +410,11 @@ fn connect_error(project: &str, url: &Url, e: &reqwest::Error) -> IndexError {
         source = s.source();
         depth += 1;
     }
-    IndexError::Connect { project: project.to_string(), url: redact(url.as_str()), message }
+    IndexError::Connect {
+        project: project.to_string(),
+        url: redact(url.as_str()),
+        message,
+    }
 }
 
 /// `url` with any password replaced by `****`, for messages (pip.conf index URLs may
@@ -339,14 +433,24 @@ pub fn redact(url: &str) -> String {
 /// pip's built-in default index, asked of the host's pip so graft's code names no host.
 pub fn pip_default_index(python: &Path) -> Result<String, IndexError> {
     let out = Command::new(python)
-        .args(["-c", "from pip._internal.models.index import PyPI; print(PyPI.simple_url)"])
+        .args([
+            "-c",
+            "from pip._internal.models.index import PyPI; print(PyPI.simple_url)",
+        ])
         .output()
-        .map_err(|source| PipError::NoPython { python: python.display().to_string(), source })?;
+        .map_err(|source| PipError::NoPython {
+            python: python.display().to_string(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || text.is_empty() {
         return Err(PipError::NoPip {
             python: python.display().to_string(),
-            detail: String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no default index").to_string(),
+            detail: String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no default index")
+                .to_string(),
         }
         .into());
     }
@@ -392,15 +496,22 @@ pub fn parse_json_page(text: &str, page_url: &Url) -> Result<Vec<IndexFile>, Str
     }
     let page: Page = serde_json::from_str(text).map_err(|e| format!("PEP 691 JSON: {e}"))?;
     if page.files.len() > MAX_FILES {
-        return Err(format!("{} files is more than the {MAX_FILES} graft reads", page.files.len()));
+        return Err(format!(
+            "{} files is more than the {MAX_FILES} graft reads",
+            page.files.len()
+        ));
     }
     page.files
         .into_iter()
         .map(|f| {
-            let url = page_url.join(&f.url).map_err(|e| format!("file {:?}: url {:?}: {e}", f.filename, f.url))?;
+            let url = page_url
+                .join(&f.url)
+                .map_err(|e| format!("file {:?}: url {:?}: {e}", f.filename, f.url))?;
             check_filename(&f.filename)?;
             let yanked = match f.yanked {
-                None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => false,
+                None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => {
+                    false
+                }
                 // PEP 691: true, or a string giving the reason.
                 Some(_) => true,
             };
@@ -428,12 +539,18 @@ pub fn parse_html_page(text: &str, page_url: &Url) -> Result<Vec<IndexFile>, Str
         match tag.name.as_str() {
             "base" => {
                 if let Some(href) = tag.attr("href") {
-                    base = page_url.join(&href).map_err(|e| format!("<base href={href:?}>: {e}"))?;
+                    base = page_url
+                        .join(&href)
+                        .map_err(|e| format!("<base href={href:?}>: {e}"))?;
                 }
             }
             "a" => {
-                let Some(href) = tag.attr("href") else { continue };
-                let url = base.join(&href).map_err(|e| format!("<a href={href:?}>: {e}"))?;
+                let Some(href) = tag.attr("href") else {
+                    continue;
+                };
+                let url = base
+                    .join(&href)
+                    .map_err(|e| format!("<a href={href:?}>: {e}"))?;
                 let filename = url
                     .path_segments()
                     .and_then(|mut s| s.next_back())
@@ -454,7 +571,9 @@ pub fn parse_html_page(text: &str, page_url: &Url) -> Result<Vec<IndexFile>, Str
                     sha256,
                     size: None,
                     yanked: tag.attr("data-yanked").is_some(),
-                    requires_python: tag.attr("data-requires-python").filter(|s| !s.trim().is_empty()),
+                    requires_python: tag
+                        .attr("data-requires-python")
+                        .filter(|s| !s.trim().is_empty()),
                 });
             }
             _ => {}
@@ -469,7 +588,12 @@ fn strip_fragment(mut url: Url) -> String {
 }
 
 fn check_filename(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') || name.contains('\0') {
+    if name.is_empty()
+        || name.contains('/')
+        || name.contains('\\')
+        || name.starts_with('.')
+        || name.contains('\0')
+    {
         return Err(format!("file name {name:?} is not a plain file name"));
     }
     Ok(())
@@ -481,7 +605,9 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(b) = hex {
                 out.push(b);
                 i += 3;
@@ -553,7 +679,10 @@ fn tags(text: &str) -> Vec<Tag> {
                 continue;
             }
             let key_start = i;
-            while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !matches!(bytes[i], b'=' | b'>' | b'/') {
+            while i < bytes.len()
+                && !bytes[i].is_ascii_whitespace()
+                && !matches!(bytes[i], b'=' | b'>' | b'/')
+            {
                 i += 1;
             }
             if i == key_start {
@@ -573,7 +702,10 @@ fn tags(text: &str) -> Vec<Tag> {
                 let value = if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
                     let quote = bytes[i];
                     let start = i + 1;
-                    let end = bytes[start..].iter().position(|&b| b == quote).map_or(bytes.len(), |p| start + p);
+                    let end = bytes[start..]
+                        .iter()
+                        .position(|&b| b == quote)
+                        .map_or(bytes.len(), |p| start + p);
                     i = (end + 1).min(bytes.len());
                     &text[start..end]
                 } else {
@@ -612,7 +744,10 @@ fn decode_entities(s: &str) -> String {
                 "quot" => Some('"'),
                 "apos" => Some('\''),
                 _ => {
-                    if let Some(hex) = entity.strip_prefix("#x").or_else(|| entity.strip_prefix("#X")) {
+                    if let Some(hex) = entity
+                        .strip_prefix("#x")
+                        .or_else(|| entity.strip_prefix("#X"))
+                    {
                         u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
                     } else if let Some(dec) = entity.strip_prefix('#') {
                         dec.parse::<u32>().ok().and_then(char::from_u32)
@@ -658,8 +793,14 @@ mod tests {
         assert_eq!(files.len(), 3, "{files:#?}");
         let whl = &files[0];
         assert_eq!(whl.filename, "six-1.16.0-py2.py3-none-any.whl");
-        assert_eq!(whl.url, "https://index.example/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl");
-        assert_eq!(whl.sha256.as_deref(), Some("8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"));
+        assert_eq!(
+            whl.url,
+            "https://index.example/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl"
+        );
+        assert_eq!(
+            whl.sha256.as_deref(),
+            Some("8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254")
+        );
         assert_eq!(whl.requires_python.as_deref(), Some(">=2.7, !=3.0.*"));
         assert!(!whl.yanked);
         assert_eq!(whl.size, None);
@@ -691,26 +832,49 @@ mod tests {
           ]}"#;
         let page = Url::parse("https://index.example/simple/heat-agents/").unwrap();
         let files = parse_json_page(json, &page).unwrap();
-        assert_eq!(files[0].url, "https://index.example/files/heat-agents-9.0.0.tar.gz");
+        assert_eq!(
+            files[0].url,
+            "https://index.example/files/heat-agents-9.0.0.tar.gz"
+        );
         assert_eq!(files[0].size, Some(123456));
-        assert_eq!(files[0].sha256.as_deref(), Some(&*format!("aa{}", "0".repeat(62))));
+        assert_eq!(
+            files[0].sha256.as_deref(),
+            Some(&*format!("aa{}", "0".repeat(62)))
+        );
         assert_eq!(files[0].requires_python.as_deref(), Some(">=3.8"));
         assert!(!files[0].yanked);
         assert!(files[1].yanked);
         assert_eq!(files[1].url, "https://cdn.example/h-8.tar.gz");
         assert_eq!(files[2].sha256, None);
         assert_eq!(files[2].requires_python, None);
-        assert_eq!(files[2].url, "https://index.example/simple/heat-agents/x.whl");
+        assert_eq!(
+            files[2].url,
+            "https://index.example/simple/heat-agents/x.whl"
+        );
     }
 
     #[test]
     fn hostile_pages_are_errors_or_ignored_not_panics() {
         let page = Url::parse("https://index.example/simple/x/").unwrap();
-        for html in ["<", "<a", "<a href=", "<a href=\"", "<a href='x", "<!--", "&#xFFFFFFFF;<a href=x&#99999999;>", "<a =x>", "<\u{e9}>"] {
+        for html in [
+            "<",
+            "<a",
+            "<a href=",
+            "<a href=\"",
+            "<a href='x",
+            "<!--",
+            "&#xFFFFFFFF;<a href=x&#99999999;>",
+            "<a =x>",
+            "<\u{e9}>",
+        ] {
             let _ = parse_html_page(html, &page);
         }
         assert!(parse_html_page(r#"<a href="../evil/..%2F.hidden">x</a>"#, &page).is_err());
-        assert!(parse_json_page("{\"files\": [{\"filename\": \"../x\", \"url\": \"x\"}]}", &page).is_err());
+        assert!(parse_json_page(
+            "{\"files\": [{\"filename\": \"../x\", \"url\": \"x\"}]}",
+            &page
+        )
+        .is_err());
         assert!(parse_json_page("[]", &page).is_err());
     }
 
@@ -739,16 +903,30 @@ mod tests {
         assert!(index.url().ends_with("/simple/"));
         let files = index.project_files("Six").unwrap();
         assert_eq!(files.len(), 1);
-        assert_eq!(index.find_file("six", "six-1.0-py3-none-any.whl").unwrap().as_ref(), Some(&files[0]));
-        assert_eq!(index.find_file("six", "six-2.0-py3-none-any.whl").unwrap(), None);
+        assert_eq!(
+            index
+                .find_file("six", "six-1.0-py3-none-any.whl")
+                .unwrap()
+                .as_ref(),
+            Some(&files[0])
+        );
+        assert_eq!(
+            index.find_file("six", "six-2.0-py3-none-any.whl").unwrap(),
+            None
+        );
         let mut out = Vec::new();
         let mut seen = 0;
-        let n = index.download(&files[0].url, &mut out, &mut |b| seen = b).unwrap();
+        let n = index
+            .download(&files[0].url, &mut out, &mut |b| seen = b)
+            .unwrap();
         assert_eq!((n, seen, out.as_slice()), (11, 11, &b"wheel bytes"[..]));
         let err = index.project_files("no-such-thing").unwrap_err();
         assert!(matches!(err, IndexError::NotFound { .. }));
         let msg = err.to_string();
-        assert!(msg.contains("no distribution named \"no-such-thing\""), "{msg}");
+        assert!(
+            msg.contains("no distribution named \"no-such-thing\""),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -756,7 +934,12 @@ mod tests {
         // Port 9 on localhost: nothing listens, the connection is refused at once.
         let index = PackageIndex::new("http://127.0.0.1:9/simple").unwrap();
         let msg = index.project_files("six").unwrap_err().to_string();
-        assert!(msg.contains("cannot reach the package index") && msg.contains("--offline") && msg.contains("six"), "{msg}");
+        assert!(
+            msg.contains("cannot reach the package index")
+                && msg.contains("--offline")
+                && msg.contains("six"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -774,12 +957,19 @@ mod tests {
         assert!(PackageIndex::new("not a url").is_err());
         let index = PackageIndex::new("https://index.example/simple").unwrap();
         assert!(index.project_url("../etc").is_err());
-        assert_eq!(index.project_url("Zope.Interface").unwrap().as_str(), "https://index.example/simple/zope-interface/");
+        assert_eq!(
+            index.project_url("Zope.Interface").unwrap().as_str(),
+            "https://index.example/simple/zope-interface/"
+        );
     }
 
     #[test]
     fn discover_prefers_the_explicit_url_and_works_without_pip_for_it() {
-        let index = PackageIndex::discover(Some("file:///srv/simple"), Path::new("/nonexistent/python3")).unwrap();
+        let index = PackageIndex::discover(
+            Some("file:///srv/simple"),
+            Path::new("/nonexistent/python3"),
+        )
+        .unwrap();
         assert_eq!(index.url(), "file:///srv/simple/");
         let err = PackageIndex::discover(None, Path::new("/nonexistent/python3"));
         if std::env::var_os("PIP_INDEX_URL").is_none() {
@@ -792,7 +982,10 @@ mod tests {
     fn pip_default_index_comes_from_the_host_pip() {
         // Oracle: pip. Whatever pip's built-in default is, it is an https simple index.
         let url = pip_default_index(&crate::python::pip::default_python()).unwrap();
-        assert!(url.starts_with("https://") && url.trim_end_matches('/').ends_with("/simple"), "{url}");
+        assert!(
+            url.starts_with("https://") && url.trim_end_matches('/').ends_with("/simple"),
+            "{url}"
+        );
     }
 }
 

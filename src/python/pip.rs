@@ -18,7 +18,10 @@ pub enum PipError {
          (Debian/Ubuntu: `apt-get install python3-pip`; RHEL: `dnf install python3-pip`), \
          or point GRAFT_PYTHON / --python at an interpreter that has pip"
     )]
-    NoPython { python: String, source: std::io::Error },
+    NoPython {
+        python: String,
+        source: std::io::Error,
+    },
     #[error(
         "{python} has no usable pip ({detail}). Install it (Debian/Ubuntu: \
          `apt-get install python3-pip`; RHEL: `dnf install python3-pip`), or point \
@@ -50,12 +53,20 @@ impl PipConfig {
             .args(["-m", "pip", "config", "list"])
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .output()
-            .map_err(|source| PipError::NoPython { python: python.display().to_string(), source })?;
+            .map_err(|source| PipError::NoPython {
+                python: python.display().to_string(),
+                source,
+            })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(PipError::NoPip {
                 python: python.display().to_string(),
-                detail: stderr.lines().last().unwrap_or("pip config list failed").trim().to_string(),
+                detail: stderr
+                    .lines()
+                    .last()
+                    .unwrap_or("pip config list failed")
+                    .trim()
+                    .to_string(),
             });
         }
         Ok(PipConfig::parse(&String::from_utf8_lossy(&output.stdout)))
@@ -80,7 +91,9 @@ impl PipConfig {
     pub fn parse(text: &str) -> PipConfig {
         let mut values = BTreeMap::new();
         for line in text.lines() {
-            let Some((key, value)) = line.split_once('=') else { continue };
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
             if let Some(v) = unrepr(value.trim()) {
                 values.insert(normalize_key(key.trim()), v);
             }
@@ -102,7 +115,9 @@ impl PipConfig {
 
 /// pip normalises option names in config files: lower case, `_` as `-`, no leading `--`.
 fn normalize_name(name: &str) -> String {
-    name.trim_start_matches("--").to_ascii_lowercase().replace('_', "-")
+    name.trim_start_matches("--")
+        .to_ascii_lowercase()
+        .replace('_', "-")
 }
 
 fn normalize_key(key: &str) -> String {
@@ -165,7 +180,9 @@ mod tests {
         assert_eq!(c.get("index-url"), Some("http://env/simple"));
         assert_eq!(c.get("cert"), Some("/etc/ssl/x.pem"));
         assert_eq!(c.get("proxy"), None);
-        let c = PipConfig::parse("global.index-url='http://global/simple'\ninstall.index-url='http://i/s'\n");
+        let c = PipConfig::parse(
+            "global.index-url='http://global/simple'\ninstall.index-url='http://i/s'\n",
+        );
         assert_eq!(c.get("index_url"), Some("http://i/s"));
     }
 
@@ -187,7 +204,11 @@ mod tests {
             .env("PIP_GRAFT_TEST_KEY", "x'y")
             .output()
             .expect("python3 with pip is needed by the tests (apt-get install python3-pip)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let c = PipConfig::parse(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(c.get("graft-test-key"), Some("x'y"));
     }

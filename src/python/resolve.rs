@@ -48,34 +48,75 @@ pub enum LockError {
              (upgrade it: `{python} -m pip install --upgrade pip`, or set GRAFT_PYTHON / --python)",
             MIN_PIP.0, MIN_PIP.1)]
     PipTooOld { python: String, found: String },
-    #[error("no distribution named {name:?} on the package index {index} (needed for {target}); \
-             check the spelling in the recipe's [python] requirements")]
-    NoDistribution { name: String, index: String, target: String },
-    #[error("{name} has no wheel for target {target} ({describe}): {detail}. graft installs wheels \
+    #[error(
+        "no distribution named {name:?} on the package index {index} (needed for {target}); \
+             check the spelling in the recipe's [python] requirements"
+    )]
+    NoDistribution {
+        name: String,
+        index: String,
+        target: String,
+    },
+    #[error(
+        "{name} has no wheel for target {target} ({describe}): {detail}. graft installs wheels \
              only and never builds from source. Pin an older release that has wheels for this \
-             target (e.g. add \"{name}<{version}\" to [python] requirements), or drop the target")]
-    NoWheel { name: String, version: String, target: String, describe: String, detail: String },
+             target (e.g. add \"{name}<{version}\" to [python] requirements), or drop the target"
+    )]
+    NoWheel {
+        name: String,
+        version: String,
+        target: String,
+        describe: String,
+        detail: String,
+    },
     /// pip's "No matching distribution found"; `Locker::lock_target` explains it further.
     #[error("pip found no wheel of {name} that fits target {target} ({describe}); graft installs wheels only")]
-    NoMatch { name: String, target: String, describe: String },
+    NoMatch {
+        name: String,
+        target: String,
+        describe: String,
+    },
     #[error("requirement {requirement:?} does not start with a distribution name")]
     BadRequirement { requirement: String },
-    #[error("pip cannot reach the package index {index} while resolving target {target}: {detail}. \
+    #[error(
+        "pip cannot reach the package index {index} while resolving target {target}: {detail}. \
              Is the network up, and is pip's proxy/certificate configuration right? \
-             (`graft lock` needs the index; other commands work from the cache with --offline)")]
-    Network { index: String, target: String, detail: String },
+             (`graft lock` needs the index; other commands work from the cache with --offline)"
+    )]
+    Network {
+        index: String,
+        target: String,
+        detail: String,
+    },
     #[error("pip cannot resolve target {target}: the requirements conflict:\n{detail}")]
     Conflict { target: String, detail: String },
     #[error("pip failed for target {target} (exit status {status}):\n{detail}")]
-    PipFailed { target: String, status: String, detail: String },
+    PipFailed {
+        target: String,
+        status: String,
+        detail: String,
+    },
     #[error("pip's report for target {target} cannot be read: {message}")]
     Report { target: String, message: String },
     #[error("{filename} (picked by pip for target {target}) is not listed on the package index {index} \
              under {name:?}: a lockfile can only name artifacts of its index. Is pip configured with \
              another index or find-links than graft uses?")]
-    NotOnIndex { name: String, filename: String, target: String, index: String },
-    #[error("{filename}: sha256 mismatch: {first_source} says {first}, {second_source} says {second}")]
-    HashMismatch { filename: String, first_source: String, first: String, second_source: String, second: String },
+    NotOnIndex {
+        name: String,
+        filename: String,
+        target: String,
+        index: String,
+    },
+    #[error(
+        "{filename}: sha256 mismatch: {first_source} says {first}, {second_source} says {second}"
+    )]
+    HashMismatch {
+        filename: String,
+        first_source: String,
+        first: String,
+        second_source: String,
+        second: String,
+    },
     #[error("[[archive]] {archive:?}: {message}")]
     Archive { archive: String, message: String },
     #[error("cannot run pip: {0}")]
@@ -101,13 +142,21 @@ pub fn check_pip(python: &Path) -> Result<String, LockError> {
         .args(["-m", "pip", "--version"])
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .output()
-        .map_err(|source| PipError::NoPython { python: python.display().to_string(), source })?;
+        .map_err(|source| PipError::NoPython {
+            python: python.display().to_string(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !text.starts_with("pip ") {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(PipError::NoPip {
             python: python.display().to_string(),
-            detail: stderr.lines().last().unwrap_or("`-m pip --version` failed").trim().to_string(),
+            detail: stderr
+                .lines()
+                .last()
+                .unwrap_or("`-m pip --version` failed")
+                .trim()
+                .to_string(),
         }
         .into());
     }
@@ -115,7 +164,10 @@ pub fn check_pip(python: &Path) -> Result<String, LockError> {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if found < MIN_PIP {
-        return Err(LockError::PipTooOld { python: python.display().to_string(), found: version });
+        return Err(LockError::PipTooOld {
+            python: python.display().to_string(),
+            found: version,
+        });
     }
     Ok(version)
 }
@@ -125,7 +177,9 @@ pub fn check_pip(python: &Path) -> Result<String, LockError> {
 /// "pyenv: cannot rehash" failures with targets resolved in parallel); the real
 /// interpreter has no such step. Falls back to what was given when it cannot tell.
 pub fn real_interpreter(python: &Path) -> std::path::PathBuf {
-    let out = Command::new(python).args(["-c", "import sys; print(sys.executable)"]).output();
+    let out = Command::new(python)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output();
     match out {
         Ok(o) if o.status.success() => {
             let text = String::from_utf8_lossy(&o.stdout).trim().to_string();
@@ -142,7 +196,10 @@ pub fn real_interpreter(python: &Path) -> std::path::PathBuf {
 /// The distribution name at the start of a PEP 508 requirement.
 pub fn requirement_name(requirement: &str) -> Option<String> {
     let t = requirement.trim();
-    let n = t.bytes().take_while(|b| b.is_ascii_alphanumeric() || b"._-".contains(b)).count();
+    let n = t
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+        .count();
     (n > 0).then(|| normalize_name(&t[..n]))
 }
 
@@ -156,22 +213,43 @@ pub fn pip_resolve(
 ) -> Result<Vec<ResolvedDist>, LockError> {
     let work = tempfile::Builder::new().prefix("graft-lock-").tempdir()?;
     let req_file = work.path().join("requirements.txt");
-    std::fs::write(&req_file, requirements.iter().map(|r| format!("{r}\n")).collect::<String>())?;
+    std::fs::write(
+        &req_file,
+        requirements
+            .iter()
+            .map(|r| format!("{r}\n"))
+            .collect::<String>(),
+    )?;
     let report = work.path().join("report.json");
     let abis = tags::abi_tags(target);
-    let platforms = tags::platform_tags(target).map_err(|message| LockError::Report { target: target.name.clone(), message })?;
+    let platforms = tags::platform_tags(target).map_err(|message| LockError::Report {
+        target: target.name.clone(),
+        message,
+    })?;
 
     let mut cmd = Command::new(python);
-    cmd.args(["-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:"])
-        .args(["--no-input", "--disable-pip-version-check", "--no-color", "--quiet"])
-        .arg("--report")
-        .arg(&report)
-        // pip allows platform options only with --target; --dry-run installs nothing there.
-        .arg("--target")
-        .arg(work.path().join("target"))
-        .args(["--index-url", index_url])
-        .args(["--python-version", &target.python])
-        .args(["--implementation", &target.implementation]);
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--only-binary=:all:",
+    ])
+    .args([
+        "--no-input",
+        "--disable-pip-version-check",
+        "--no-color",
+        "--quiet",
+    ])
+    .arg("--report")
+    .arg(&report)
+    // pip allows platform options only with --target; --dry-run installs nothing there.
+    .arg("--target")
+    .arg(work.path().join("target"))
+    .args(["--index-url", index_url])
+    .args(["--python-version", &target.python])
+    .args(["--implementation", &target.implementation]);
     for abi in &abis {
         cmd.args(["--abi", abi]);
     }
@@ -180,31 +258,53 @@ pub fn pip_resolve(
     }
     if !constraints.is_empty() {
         let c_file = work.path().join("constraints.txt");
-        let text: String = constraints.iter().map(|(n, v)| format!("{n}=={v}\n")).collect();
+        let text: String = constraints
+            .iter()
+            .map(|(n, v)| format!("{n}=={v}\n"))
+            .collect();
         std::fs::write(&c_file, text)?;
         cmd.arg("-c").arg(&c_file);
     }
     cmd.arg("-r").arg(&req_file);
     // See the module documentation: one index, nothing else.
-    cmd.env("PIP_FIND_LINKS", "").env("PIP_EXTRA_INDEX_URL", "").env("PIP_CONSTRAINT", "");
-    cmd.env("PIP_NO_INPUT", "1").env("PIP_REQUIRE_VIRTUALENV", "0");
+    cmd.env("PIP_FIND_LINKS", "")
+        .env("PIP_EXTRA_INDEX_URL", "")
+        .env("PIP_CONSTRAINT", "");
+    cmd.env("PIP_NO_INPUT", "1")
+        .env("PIP_REQUIRE_VIRTUALENV", "0");
 
-    let out = cmd
-        .output()
-        .map_err(|source| PipError::NoPython { python: python.display().to_string(), source })?;
+    let out = cmd.output().map_err(|source| PipError::NoPython {
+        python: python.display().to_string(),
+        source,
+    })?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        return Err(classify_pip_failure(&stderr, index_url, target, out.status.to_string()));
+        return Err(classify_pip_failure(
+            &stderr,
+            index_url,
+            target,
+            out.status.to_string(),
+        ));
     }
-    parse_report(&std::fs::read_to_string(&report).map_err(|e| LockError::Report {
+    parse_report(
+        &std::fs::read_to_string(&report).map_err(|e| LockError::Report {
+            target: target.name.clone(),
+            message: format!("pip wrote no report: {e}"),
+        })?,
+    )
+    .map_err(|message| LockError::Report {
         target: target.name.clone(),
-        message: format!("pip wrote no report: {e}"),
-    })?)
-    .map_err(|message| LockError::Report { target: target.name.clone(), message })
+        message,
+    })
 }
 
 /// A pip failure the caller may act on.
-fn classify_pip_failure(stderr: &str, index_url: &str, target: &Target, status: String) -> LockError {
+fn classify_pip_failure(
+    stderr: &str,
+    index_url: &str,
+    target: &Target,
+    status: String,
+) -> LockError {
     const NETWORK: [&str; 8] = [
         "NewConnectionError",
         "Failed to establish a new connection",
@@ -216,16 +316,34 @@ fn classify_pip_failure(stderr: &str, index_url: &str, target: &Target, status: 
         "Max retries exceeded",
     ];
     let detail = pip_errors(stderr);
-    if let Some(line) = stderr.lines().find(|l| NETWORK.iter().any(|n| l.contains(n))) {
-        return LockError::Network { index: crate::python::index::redact(index_url), target: target.name.clone(), detail: line.trim().to_string() };
+    if let Some(line) = stderr
+        .lines()
+        .find(|l| NETWORK.iter().any(|n| l.contains(n)))
+    {
+        return LockError::Network {
+            index: crate::python::index::redact(index_url),
+            target: target.name.clone(),
+            detail: line.trim().to_string(),
+        };
     }
     if stderr.contains("ResolutionImpossible") || stderr.contains("conflicting dependencies") {
-        return LockError::Conflict { target: target.name.clone(), detail };
+        return LockError::Conflict {
+            target: target.name.clone(),
+            detail,
+        };
     }
     if let Some(name) = no_matching_distribution(stderr) {
-        return LockError::NoMatch { name, target: target.name.clone(), describe: describe(target) };
+        return LockError::NoMatch {
+            name,
+            target: target.name.clone(),
+            describe: describe(target),
+        };
     }
-    LockError::PipFailed { target: target.name.clone(), status, detail }
+    LockError::PipFailed {
+        target: target.name.clone(),
+        status,
+        detail,
+    }
 }
 
 /// pip's `ERROR:` lines and what follows them (the explanation), without its noise.
@@ -237,7 +355,15 @@ fn pip_errors(stderr: &str) -> String {
         .take(60)
         .collect();
     if text.is_empty() {
-        stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        stderr
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     } else {
         text.join("\n")
     }
@@ -245,7 +371,9 @@ fn pip_errors(stderr: &str) -> String {
 
 /// The requirement name in pip's "No matching distribution found for X".
 fn no_matching_distribution(stderr: &str) -> Option<String> {
-    let line = stderr.lines().find(|l| l.contains("No matching distribution found for "))?;
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("No matching distribution found for "))?;
     let rest = line.split("No matching distribution found for ").nth(1)?;
     requirement_name(rest)
 }
@@ -257,7 +385,10 @@ pub fn conflicting_pins(detail: &str, pins: &BTreeMap<String, String>) -> BTreeS
         .filter(|w| !w.is_empty())
         .map(normalize_name)
         .collect();
-    pins.keys().filter(|name| words.contains(*name)).cloned().collect()
+    pins.keys()
+        .filter(|name| words.contains(*name))
+        .cloned()
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -308,10 +439,10 @@ pub fn parse_report(text: &str) -> Result<Vec<ResolvedDist>, String> {
             .unwrap_or("")
             .to_string();
         let sha256 = item.download_info.archive_info.and_then(|a| {
-            a.hashes
-                .get("sha256")
-                .cloned()
-                .or_else(|| a.hash.and_then(|h| h.strip_prefix("sha256=").map(str::to_string)))
+            a.hashes.get("sha256").cloned().or_else(|| {
+                a.hash
+                    .and_then(|h| h.strip_prefix("sha256=").map(str::to_string))
+            })
         });
         out.push(ResolvedDist {
             name: normalize_name(&item.metadata.name),
@@ -358,17 +489,29 @@ pub fn describe(target: &Target) -> String {
 /// Whether a wheel file name's tags fit the target (used to explain failures; pip
 /// decides what is installed).
 pub fn wheel_fits(filename: &str, target: &Target) -> bool {
-    let Some(stem) = filename.strip_suffix(".whl") else { return false };
+    let Some(stem) = filename.strip_suffix(".whl") else {
+        return false;
+    };
     let parts: Vec<&str> = stem.split('-').collect();
     if parts.len() < 5 {
         return false;
     }
-    let (py, abi, plat) = (parts[parts.len() - 3], parts[parts.len() - 2], parts[parts.len() - 1]);
-    let Ok((maj, min)) = target.python_version() else { return false };
+    let (py, abi, plat) = (
+        parts[parts.len() - 3],
+        parts[parts.len() - 2],
+        parts[parts.len() - 1],
+    );
+    let Ok((maj, min)) = target.python_version() else {
+        return false;
+    };
     let platforms = tags::platform_tags(target).unwrap_or_default();
-    let plat_ok = plat.split('.').any(|p| p == "any" || platforms.iter().any(|t| t == p));
+    let plat_ok = plat
+        .split('.')
+        .any(|p| p == "any" || platforms.iter().any(|t| t == p));
     let own_abi = target.abi_tag();
-    let abi_ok = abi.split('.').any(|a| a == own_abi || a == "abi3" || a == "none");
+    let abi_ok = abi
+        .split('.')
+        .any(|a| a == own_abi || a == "abi3" || a == "none");
     let py_ok = py.split('.').any(|p| {
         if p == format!("py{maj}") || p == format!("cp{maj}{min}") || p == format!("py{maj}{min}") {
             return true;
@@ -403,12 +546,16 @@ pub fn filename_version(project: &str, filename: &str) -> Option<String> {
         }
         return parts.next().map(str::to_string);
     } else {
-        [".tar.gz", ".zip", ".tar.bz2", ".tgz"].iter().find_map(|ext| filename.strip_suffix(ext))?
+        [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
+            .iter()
+            .find_map(|ext| filename.strip_suffix(ext))?
     };
     let want = normalize_name(project);
     stem.char_indices()
         .filter(|(_, c)| *c == '-')
-        .find(|(i, _)| normalize_name(&stem[..*i]) == want && Version::parse(&stem[*i + 1..]).is_some())
+        .find(|(i, _)| {
+            normalize_name(&stem[..*i]) == want && Version::parse(&stem[*i + 1..]).is_some()
+        })
         .map(|(i, _)| stem[i + 1..].to_string())
 }
 
@@ -449,27 +596,46 @@ pub struct TargetLock {
 
 impl<'a> Locker<'a> {
     pub fn new(index: &'a PackageIndex, python: PathBuf, index_name: String) -> Locker<'a> {
-        Locker { index, python, index_name, files: Mutex::new(BTreeMap::new()) }
+        Locker {
+            index,
+            python,
+            index_name,
+            files: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// The index's listing of `project`, fetched once.
     pub fn files(&self, project: &str) -> Result<Vec<IndexFile>, IndexError> {
         let key = normalize_name(project);
-        if let Some(f) = self.files.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(f) = self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(f.clone());
         }
         // Not held across the request: two threads may fetch the same page once each.
         let files = self.index.project_files(&key)?;
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(key, files.clone());
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, files.clone());
         Ok(files)
     }
 
     /// Every requirement's distribution exists on the index (a fast, clear error before
     /// pip runs; also the first contact with the network).
     /// `needed_by` says for whom in the error (`every target`, `target debian-12`).
-    pub fn check_requirements_exist(&self, requirements: &[String], needed_by: &str) -> Result<(), LockError> {
+    pub fn check_requirements_exist(
+        &self,
+        requirements: &[String],
+        needed_by: &str,
+    ) -> Result<(), LockError> {
         for r in requirements {
-            let name = requirement_name(r).ok_or_else(|| LockError::BadRequirement { requirement: r.clone() })?;
+            let name = requirement_name(r).ok_or_else(|| LockError::BadRequirement {
+                requirement: r.clone(),
+            })?;
             match self.files(&name) {
                 Err(IndexError::NotFound { .. }) => {
                     return Err(LockError::NoDistribution {
@@ -507,12 +673,21 @@ impl<'a> Locker<'a> {
                     }
                     notes.push(format!(
                         "the recipe no longer allows the locked {}; resolved again without {}",
-                        drop.iter().map(|n| format!("{n}=={}", pins[n])).collect::<Vec<_>>().join(", "),
-                        if drop.len() == 1 { "that pin" } else { "those pins" }
+                        drop.iter()
+                            .map(|n| format!("{n}=={}", pins[n]))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if drop.len() == 1 {
+                            "that pin"
+                        } else {
+                            "those pins"
+                        }
                     ));
                     pins.retain(|n, _| !drop.contains(n));
                 }
-                Err(LockError::NoMatch { name, .. }) if pins.contains_key(&normalize_name(&name)) && attempts < 3 => {
+                Err(LockError::NoMatch { name, .. })
+                    if pins.contains_key(&normalize_name(&name)) && attempts < 3 =>
+                {
                     let name = normalize_name(&name);
                     notes.push(format!(
                         "the locked {name}=={} is not available for this target any more; resolved again without that pin",
@@ -554,12 +729,26 @@ impl<'a> Locker<'a> {
                 by_version.entry(v).or_default().push(f);
             }
         }
-        let newest = by_version.iter().rev().find(|(v, _)| !v.is_prerelease()).or_else(|| by_version.iter().next_back());
+        let newest = by_version
+            .iter()
+            .rev()
+            .find(|(v, _)| !v.is_prerelease())
+            .or_else(|| by_version.iter().next_back());
         let (version, detail) = match newest {
-            None => ("0".to_string(), "the index lists no release files".to_string()),
+            None => (
+                "0".to_string(),
+                "the index lists no release files".to_string(),
+            ),
             Some((v, files)) => {
-                let wheels: Vec<&str> = files.iter().filter(|f| f.filename.ends_with(".whl")).map(|f| f.filename.as_str()).collect();
-                let fitting: Vec<&&IndexFile> = files.iter().filter(|f| wheel_fits(&f.filename, target)).collect();
+                let wheels: Vec<&str> = files
+                    .iter()
+                    .filter(|f| f.filename.ends_with(".whl"))
+                    .map(|f| f.filename.as_str())
+                    .collect();
+                let fitting: Vec<&&IndexFile> = files
+                    .iter()
+                    .filter(|f| wheel_fits(&f.filename, target))
+                    .collect();
                 let python_excluded = fitting
                     .iter()
                     .filter_map(|f| f.requires_python.as_deref())
@@ -567,7 +756,10 @@ impl<'a> Locker<'a> {
                 let detail = if wheels.is_empty() {
                     format!("its newest release, {v}, is a source release only")
                 } else if let (Some(rp), true) = (python_excluded, !fitting.is_empty()) {
-                    format!("its newest release, {v}, needs Python {rp} (its requires-python), not {}", target.python)
+                    format!(
+                        "its newest release, {v}, needs Python {rp} (its requires-python), not {}",
+                        target.python
+                    )
                 } else if !fitting.is_empty() {
                     format!(
                         "its newest release, {v}, has a wheel for it, so the recipe's version limits or another \
@@ -623,7 +815,12 @@ impl<'a> Locker<'a> {
 
     /// The file's sha256 and size: from the index (and `other`, which must agree), or
     /// by downloading and measuring it when the index gives no size or no hash.
-    fn hash_and_size(&self, entry: &IndexFile, other: Option<&str>, other_source: &str) -> Result<(String, u64), LockError> {
+    fn hash_and_size(
+        &self,
+        entry: &IndexFile,
+        other: Option<&str>,
+        other_source: &str,
+    ) -> Result<(String, u64), LockError> {
         let mismatch = |a: &str, a_src: &str, b: &str, b_src: &str| LockError::HashMismatch {
             filename: entry.filename.clone(),
             first_source: a_src.to_string(),
@@ -642,12 +839,20 @@ impl<'a> Locker<'a> {
                 return Ok((h.clone(), size));
             }
         }
-        let mut sink = HashSink { hasher: Sha256::new(), len: 0 };
+        let mut sink = HashSink {
+            hasher: Sha256::new(),
+            len: 0,
+        };
         self.index.download(&entry.url, &mut sink, &mut |_| {})?;
         let measured = hex::encode(sink.hasher.finalize());
         if let Some(h) = &known {
             if *h != measured {
-                return Err(mismatch(h, "the index / pip", &measured, "the downloaded file"));
+                return Err(mismatch(
+                    h,
+                    "the index / pip",
+                    &measured,
+                    "the downloaded file",
+                ));
             }
         }
         if let Some(size) = entry.size {
@@ -666,13 +871,25 @@ impl<'a> Locker<'a> {
 
     /// Locks an `[[archive]]` with `requirement`: the newest final, non-yanked sdist
     /// matching it, unless `keep` (the current lock entry) still matches.
-    pub fn lock_index_archive(&self, archive: &Archive, keep: Option<&Artifact>) -> Result<Artifact, LockError> {
+    pub fn lock_index_archive(
+        &self,
+        archive: &Archive,
+        keep: Option<&Artifact>,
+    ) -> Result<Artifact, LockError> {
         let requirement = archive.requirement.as_deref().unwrap_or_default();
-        let err = |message: String| LockError::Archive { archive: archive.name.clone(), message };
-        let req = SimpleRequirement::parse(requirement).map_err(|m| err(format!("requirement: {m}")))?;
+        let err = |message: String| LockError::Archive {
+            archive: archive.name.clone(),
+            message,
+        };
+        let req =
+            SimpleRequirement::parse(requirement).map_err(|m| err(format!("requirement: {m}")))?;
         let files = match self.files(&req.name) {
             Err(IndexError::NotFound { .. }) => {
-                return Err(err(format!("no distribution named {:?} on the package index {}", req.name, self.index.display_url())))
+                return Err(err(format!(
+                    "no distribution named {:?} on the package index {}",
+                    req.name,
+                    self.index.display_url()
+                )))
             }
             other => other?,
         };
@@ -681,7 +898,10 @@ impl<'a> Locker<'a> {
             if f.yanked || !f.filename.ends_with(".tar.gz") {
                 continue;
             }
-            let Some(v) = filename_version(&req.name, &f.filename).and_then(|v| Version::parse(&v)) else { continue };
+            let Some(v) = filename_version(&req.name, &f.filename).and_then(|v| Version::parse(&v))
+            else {
+                continue;
+            };
             if v.is_prerelease() || !req.matches(&v) {
                 continue;
             }
@@ -702,7 +922,10 @@ impl<'a> Locker<'a> {
                     return Ok(k.clone());
                 }
             }
-            if best.as_ref().is_none_or(|(bv, bf)| v > *bv || (v == *bv && f.filename < bf.filename)) {
+            if best
+                .as_ref()
+                .is_none_or(|(bv, bf)| v > *bv || (v == *bv && f.filename < bf.filename))
+            {
                 best = Some((v, f));
             }
         }
@@ -730,13 +953,27 @@ impl<'a> Locker<'a> {
 /// Locks a URL `[[archive]]`: its recipe sha256, and its size, measured by downloading
 /// it once (and checking the hash), unless `keep` already records that sha256.
 pub fn lock_url_archive(archive: &Archive, keep: Option<&Artifact>) -> Result<Artifact, LockError> {
-    let err = |message: String| LockError::Archive { archive: archive.name.clone(), message };
+    let err = |message: String| LockError::Archive {
+        archive: archive.name.clone(),
+        message,
+    };
     let url = archive.url.as_deref().ok_or_else(|| err("no url".into()))?;
-    let sha256 = archive.sha256.clone().ok_or_else(|| err("no sha256".into()))?;
-    let version = archive.version.clone().unwrap_or_else(|| "unversioned".into());
-    let filename = url_filename(url).ok_or_else(|| err(format!("url {url:?} does not end in a file name")))?;
+    let sha256 = archive
+        .sha256
+        .clone()
+        .ok_or_else(|| err("no sha256".into()))?;
+    let version = archive
+        .version
+        .clone()
+        .unwrap_or_else(|| "unversioned".into());
+    let filename =
+        url_filename(url).ok_or_else(|| err(format!("url {url:?} does not end in a file name")))?;
     if let Some(k) = keep {
-        if k.kind == ArtifactKind::Url && k.sha256 == sha256 && k.filename == filename && k.version == version {
+        if k.kind == ArtifactKind::Url
+            && k.sha256 == sha256
+            && k.filename == filename
+            && k.version == version
+        {
             return Ok(k.clone());
         }
     }
@@ -747,9 +984,15 @@ pub fn lock_url_archive(archive: &Archive, keep: Option<&Artifact>) -> Result<Ar
         ))
     })?;
     if !response.status().is_success() {
-        return Err(err(format!("{url} answered HTTP {}", response.status().as_u16())));
+        return Err(err(format!(
+            "{url} answered HTTP {}",
+            response.status().as_u16()
+        )));
     }
-    let mut sink = HashSink { hasher: Sha256::new(), len: 0 };
+    let mut sink = HashSink {
+        hasher: Sha256::new(),
+        len: 0,
+    };
     let mut reader = response;
     std::io::copy(&mut reader, &mut sink).map_err(|e| err(format!("downloading {url}: {e}")))?;
     let measured = hex::encode(sink.hasher.finalize());
@@ -824,14 +1067,23 @@ mod tests {
         }
         let net = "WARNING: Retrying (Retry(total=0)) after connection broken by 'NewConnectionError(...)': /simple/six/\n\
                    ERROR: No matching distribution found for six\n";
-        assert!(matches!(classify_pip_failure(net, "u", &t, "1".into()), LockError::Network { .. }));
+        assert!(matches!(
+            classify_pip_failure(net, "u", &t, "1".into()),
+            LockError::Network { .. }
+        ));
         let conflict = "ERROR: Cannot install six>=1.16 because these package versions have conflicting dependencies.\n\
                         The conflict is caused by:\n    The user requested six>=1.16\n    The user requested (constraint) six==1.15.0\n\
                         ERROR: ResolutionImpossible: for help visit https://pip.example/\n";
         match classify_pip_failure(conflict, "u", &t, "1".into()) {
             LockError::Conflict { detail, .. } => {
-                let pins = BTreeMap::from([("six".to_string(), "1.15.0".to_string()), ("idna".to_string(), "3".to_string())]);
-                assert_eq!(conflicting_pins(&detail, &pins), BTreeSet::from(["six".to_string()]));
+                let pins = BTreeMap::from([
+                    ("six".to_string(), "1.15.0".to_string()),
+                    ("idna".to_string(), "3".to_string()),
+                ]);
+                assert_eq!(
+                    conflicting_pins(&detail, &pins),
+                    BTreeSet::from(["six".to_string()])
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -841,12 +1093,27 @@ mod tests {
     fn wheel_tags_are_matched_against_a_target() {
         let deb = target("3.11", "x86_64", "2.36");
         assert!(wheel_fits("six-1.16.0-py2.py3-none-any.whl", &deb));
-        assert!(wheel_fits("PyYAML-6.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", &deb));
-        assert!(wheel_fits("cryptography-42-cp37-abi3-manylinux_2_28_x86_64.whl", &deb));
-        assert!(!wheel_fits("PyYAML-6.0-cp312-cp312-manylinux_2_17_x86_64.whl", &deb));
-        assert!(!wheel_fits("x-1-cp311-cp311-manylinux_2_38_x86_64.whl", &deb));
+        assert!(wheel_fits(
+            "PyYAML-6.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            &deb
+        ));
+        assert!(wheel_fits(
+            "cryptography-42-cp37-abi3-manylinux_2_28_x86_64.whl",
+            &deb
+        ));
+        assert!(!wheel_fits(
+            "PyYAML-6.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            &deb
+        ));
+        assert!(!wheel_fits(
+            "x-1-cp311-cp311-manylinux_2_38_x86_64.whl",
+            &deb
+        ));
         assert!(!wheel_fits("x-1-cp311-cp311-linux_x86_64.whl", &deb));
-        assert!(!wheel_fits("x-1-cp311-cp311-manylinux_2_17_aarch64.whl", &deb));
+        assert!(!wheel_fits(
+            "x-1-cp311-cp311-manylinux_2_17_aarch64.whl",
+            &deb
+        ));
         assert!(!wheel_fits("x-1.tar.gz", &deb));
     }
 
@@ -855,20 +1122,41 @@ mod tests {
         assert!(requires_python_allows(">=3.8", "3.9"));
         assert!(!requires_python_allows(">=3.10", "3.9"));
         assert!(requires_python_allows(">=2.7, !=3.0.*, !=3.1.*", "3.11"));
-        assert!(requires_python_allows(">3.9", "3.9"), "3.9.1 satisfies >3.9");
+        assert!(
+            requires_python_allows(">3.9", "3.9"),
+            "3.9.1 satisfies >3.9"
+        );
         assert!(!requires_python_allows("<3.9", "3.9"));
         assert!(requires_python_allows("garbage", "3.9"));
     }
 
     #[test]
     fn versions_come_out_of_file_names() {
-        assert_eq!(filename_version("heat-agents", "heat-agents-9.0.0.tar.gz").as_deref(), Some("9.0.0"));
-        assert_eq!(filename_version("heat-agents", "heat_agents-13.0.0.tar.gz").as_deref(), Some("13.0.0"));
-        assert_eq!(filename_version("heat-agents", "heat_agents-13.0.0-py3-none-any.whl").as_deref(), Some("13.0.0"));
-        assert_eq!(filename_version("heat-agents", "heat-agents-extra-1.0.tar.gz"), None);
+        assert_eq!(
+            filename_version("heat-agents", "heat-agents-9.0.0.tar.gz").as_deref(),
+            Some("9.0.0")
+        );
+        assert_eq!(
+            filename_version("heat-agents", "heat_agents-13.0.0.tar.gz").as_deref(),
+            Some("13.0.0")
+        );
+        assert_eq!(
+            filename_version("heat-agents", "heat_agents-13.0.0-py3-none-any.whl").as_deref(),
+            Some("13.0.0")
+        );
+        assert_eq!(
+            filename_version("heat-agents", "heat-agents-extra-1.0.tar.gz"),
+            None
+        );
         assert_eq!(filename_version("x", "y-1.0.tar.gz"), None);
-        assert_eq!(url_filename("https://h.example/a/b/tool%2B1.tar.gz?x=1").as_deref(), Some("tool+1.tar.gz"));
+        assert_eq!(
+            url_filename("https://h.example/a/b/tool%2B1.tar.gz?x=1").as_deref(),
+            Some("tool+1.tar.gz")
+        );
         assert_eq!(url_filename("https://h.example/"), None);
-        assert_eq!(requirement_name(" Python_HeatClient>=1.0 ; python_version>'3'").as_deref(), Some("python-heatclient"));
+        assert_eq!(
+            requirement_name(" Python_HeatClient>=1.0 ; python_version>'3'").as_deref(),
+            Some("python-heatclient")
+        );
     }
 }

@@ -26,7 +26,11 @@ pub fn parse_console_scripts(text: &str) -> Result<Vec<ConsoleScript>, String> {
             continue;
         }
         if let Some(s) = line.strip_prefix('[') {
-            section = s.strip_suffix(']').ok_or_else(|| format!("line {}: unclosed section header", i + 1))?.trim().to_string();
+            section = s
+                .strip_suffix(']')
+                .ok_or_else(|| format!("line {}: unclosed section header", i + 1))?
+                .trim()
+                .to_string();
             continue;
         }
         if section != "console_scripts" && section != "gui_scripts" {
@@ -42,14 +46,33 @@ pub fn parse_console_scripts(text: &str) -> Result<Vec<ConsoleScript>, String> {
             .split_once(':')
             .ok_or_else(|| format!("line {}: {value:?} is not module:attr", i + 1))?;
         let (module, attr) = (module.trim(), attr.trim());
-        let dotted = |s: &str| !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
-        if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') || name.contains('\0') {
-            return Err(format!("line {}: script name {name:?} is not a plain file name", i + 1));
+        let dotted = |s: &str| {
+            !s.is_empty()
+                && s.split('.')
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'))
+        };
+        if name.is_empty()
+            || name.contains('/')
+            || name.contains('\\')
+            || name.starts_with('.')
+            || name.contains('\0')
+        {
+            return Err(format!(
+                "line {}: script name {name:?} is not a plain file name",
+                i + 1
+            ));
         }
         if !dotted(module) || !dotted(attr) {
-            return Err(format!("line {}: {value:?} is not a dotted module:attr", i + 1));
+            return Err(format!(
+                "line {}: {value:?} is not a dotted module:attr",
+                i + 1
+            ));
         }
-        out.push(ConsoleScript { name: name.to_string(), module: module.to_string(), attr: attr.to_string() });
+        out.push(ConsoleScript {
+            name: name.to_string(),
+            module: module.to_string(),
+            attr: attr.to_string(),
+        });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|a, b| a.name == b.name);
@@ -62,7 +85,11 @@ pub fn shebang(python: &str) -> String {
     if python.len() + 3 <= 127 && !python.contains(' ') {
         format!("#!{python}\n")
     } else {
-        let quoted = if python.contains(' ') { format!("\"{python}\"") } else { python.to_string() };
+        let quoted = if python.contains(' ') {
+            format!("\"{python}\"")
+        } else {
+            python.to_string()
+        };
         format!("#!/bin/sh\n'''exec' {quoted} \"$0\" \"$@\"\n' '''\n")
     }
 }
@@ -103,15 +130,26 @@ mod tests {
         // The text of a pip 23 console script (e.g. pip's own `bin/pip3`), with its
         // shebang replaced.
         let expected = "#!/opt/heat-agent/bin/python3\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom pip._internal.cli.main import main\nif __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    sys.exit(main())\n";
-        let s = ConsoleScript { name: "pip3".into(), module: "pip._internal.cli.main".into(), attr: "main".into() };
+        let s = ConsoleScript {
+            name: "pip3".into(),
+            module: "pip._internal.cli.main".into(),
+            attr: "main".into(),
+        };
         assert_eq!(wrapper(&s, "/opt/heat-agent/bin/python3"), expected);
     }
 
     #[test]
     fn dotted_attr_imports_the_first_name() {
-        let s = ConsoleScript { name: "x".into(), module: "m".into(), attr: "Cli.run".into() };
+        let s = ConsoleScript {
+            name: "x".into(),
+            module: "m".into(),
+            attr: "Cli.run".into(),
+        };
         let w = wrapper(&s, "/p/bin/python3");
-        assert!(w.contains("from m import Cli\n") && w.contains("sys.exit(Cli.run())"), "{w}");
+        assert!(
+            w.contains("from m import Cli\n") && w.contains("sys.exit(Cli.run())"),
+            "{w}"
+        );
     }
 
     #[test]
@@ -136,8 +174,17 @@ mod tests {
 
     #[test]
     fn only_hash_bang_python_is_rewritten() {
-        assert_eq!(fix_script_shebang(b"#!python\nx\n", "/v/bin/python3"), b"#!/v/bin/python3\nx\n");
-        assert_eq!(fix_script_shebang(b"#!pythonw\nx\n", "/v/bin/python3"), b"#!/v/bin/python3\nx\n");
-        assert_eq!(fix_script_shebang(b"#!/bin/bash\nx\n", "/v/bin/python3"), b"#!/bin/bash\nx\n");
+        assert_eq!(
+            fix_script_shebang(b"#!python\nx\n", "/v/bin/python3"),
+            b"#!/v/bin/python3\nx\n"
+        );
+        assert_eq!(
+            fix_script_shebang(b"#!pythonw\nx\n", "/v/bin/python3"),
+            b"#!/v/bin/python3\nx\n"
+        );
+        assert_eq!(
+            fix_script_shebang(b"#!/bin/bash\nx\n", "/v/bin/python3"),
+            b"#!/bin/bash\nx\n"
+        );
     }
 }

@@ -112,8 +112,16 @@ mod tests {
             .args(["-c", &script])
             .output()
             .expect("the tests need python3 with pip (apt-get install python3-pip)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| l.trim_end().to_string()).collect()
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect()
     }
 
     #[test]
@@ -122,7 +130,11 @@ mod tests {
         let mut ours = Vec::new();
         for arch in crate::recipe::KNOWN_ARCHES {
             for minor in GLIBC_MINORS {
-                ours.push(format!("{arch} {minor} : {}", manylinux_tags(arch, minor).join(" ")).trim_end().to_string());
+                ours.push(
+                    format!("{arch} {minor} : {}", manylinux_tags(arch, minor).join(" "))
+                        .trim_end()
+                        .to_string(),
+                );
             }
         }
         assert_eq!(ours, expected);
@@ -131,7 +143,10 @@ mod tests {
     #[test]
     fn debian_12_x86_64_list_has_the_aliases_and_no_linux_tag() {
         let tags = manylinux_tags("x86_64", 36);
-        assert_eq!(tags.first().map(String::as_str), Some("manylinux_2_36_x86_64"));
+        assert_eq!(
+            tags.first().map(String::as_str),
+            Some("manylinux_2_36_x86_64")
+        );
         assert_eq!(tags.last().map(String::as_str), Some("manylinux1_x86_64"));
         for alias in ["manylinux2014_x86_64", "manylinux2010_x86_64"] {
             assert!(tags.iter().any(|t| t == alias), "{alias}");
@@ -139,7 +154,10 @@ mod tests {
         assert!(!tags.iter().any(|t| t.starts_with("linux_")));
         assert_eq!(tags.len(), 32 + 3);
         let arm = manylinux_tags("aarch64", 36);
-        assert_eq!(arm.last().map(String::as_str), Some("manylinux2014_aarch64"));
+        assert_eq!(
+            arm.last().map(String::as_str),
+            Some("manylinux2014_aarch64")
+        );
         assert!(manylinux_tags("aarch64", 16).is_empty());
     }
 }

@@ -32,13 +32,20 @@ pub fn layout(interpreter: &str, major: u32, minor: u32, venv_root: &str) -> Ven
     };
     // `version` is MAJOR.MINOR: the guest's patch level is not known at build time, and
     // CPython reads only the `home` and `include-system-site-packages` keys.
-    let pyvenv_cfg = format!("home = {home}\ninclude-system-site-packages = false\nversion = {major}.{minor}\n");
+    let pyvenv_cfg =
+        format!("home = {home}\ninclude-system-site-packages = false\nversion = {major}.{minor}\n");
     let xy = format!("python{major}.{minor}");
     let site_packages = format!("lib/{xy}/site-packages");
     let root = venv_root.trim_end_matches('/');
     VenvLayout {
         pyvenv_cfg,
-        dirs: vec!["bin".into(), "include".into(), "lib".into(), format!("lib/{xy}"), site_packages.clone()],
+        dirs: vec![
+            "bin".into(),
+            "include".into(),
+            "lib".into(),
+            format!("lib/{xy}"),
+            site_packages.clone(),
+        ],
         symlinks: vec![
             ("bin/python3".into(), interpreter.to_string()),
             ("bin/python".into(), "python3".into()),
@@ -64,9 +71,16 @@ mod tests {
         // `python3.11 -m venv --without-pip /opt/heat-agent` writes home, the flag and a
         // full version; graft writes MAJOR.MINOR.
         let v = layout("/usr/bin/python3", 3, 11, "/opt/heat-agent");
-        assert_eq!(v.pyvenv_cfg, "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11\n");
-        assert!(v.symlinks.contains(&("bin/python3".into(), "/usr/bin/python3".into())));
-        assert!(v.symlinks.contains(&("bin/python".into(), "python3".into())));
+        assert_eq!(
+            v.pyvenv_cfg,
+            "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11\n"
+        );
+        assert!(v
+            .symlinks
+            .contains(&("bin/python3".into(), "/usr/bin/python3".into())));
+        assert!(v
+            .symlinks
+            .contains(&("bin/python".into(), "python3".into())));
         assert_eq!(v.scheme.site_packages, "lib/python3.11/site-packages");
         assert_eq!(v.scheme.python, "/opt/heat-agent/bin/python3");
     }

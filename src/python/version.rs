@@ -23,7 +23,11 @@ impl Version {
         let s = text.trim().to_ascii_lowercase();
         let s = s.strip_prefix('v').unwrap_or(&s);
         let (s, local) = match s.split_once('+') {
-            Some((v, l)) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) => {
+            Some((v, l))
+                if !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+            {
                 (v, Some(l.replace(['-', '_'], ".")))
             }
             Some(_) => return None,
@@ -68,7 +72,16 @@ impl Version {
             }
         };
         let r = strip_sep(rest);
-        for (word, kind) in [("alpha", 0), ("beta", 1), ("preview", 2), ("pre", 2), ("rc", 2), ("a", 0), ("b", 1), ("c", 2)] {
+        for (word, kind) in [
+            ("alpha", 0),
+            ("beta", 1),
+            ("preview", 2),
+            ("pre", 2),
+            ("rc", 2),
+            ("a", 0),
+            ("b", 1),
+            ("c", 2),
+        ] {
             if let Some(after) = r.strip_prefix(word) {
                 let (n, used) = number(after);
                 pre = Some((kind, n));
@@ -103,7 +116,14 @@ impl Version {
         if !rest.is_empty() {
             return None;
         }
-        Some(Version { epoch, release, pre, post, dev, local })
+        Some(Version {
+            epoch,
+            release,
+            pre,
+            post,
+            dev,
+            local,
+        })
     }
 
     /// A pre-release or development release (not "final" in PEP 440's sense; post
@@ -118,7 +138,10 @@ impl Version {
 
     fn cmp_release(&self, other: &Version) -> Ordering {
         let n = self.release.len().max(other.release.len());
-        (0..n).map(|i| self.release_at(i).cmp(&other.release_at(i))).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
+        (0..n)
+            .map(|i| self.release_at(i).cmp(&other.release_at(i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
     }
 
     /// The sort key of PEP 440's ordering (local labels ignored).
@@ -221,10 +244,17 @@ impl SimpleRequirement {
                     ));
                 }
                 let bare = version.strip_suffix(".*").unwrap_or(version);
-                if Version::parse(bare).is_none() || (version.ends_with(".*") && !matches!(op, "==" | "!=")) {
-                    return Err(format!("{text:?}: {version:?} is not a valid version for {op}"));
+                if Version::parse(bare).is_none()
+                    || (version.ends_with(".*") && !matches!(op, "==" | "!="))
+                {
+                    return Err(format!(
+                        "{text:?}: {version:?} is not a valid version for {op}"
+                    ));
                 }
-                specifiers.push(Specifier { op: op.to_string(), version: version.to_string() });
+                specifiers.push(Specifier {
+                    op: op.to_string(),
+                    version: version.to_string(),
+                });
             }
         }
         Ok(SimpleRequirement { name, specifiers })
@@ -239,11 +269,16 @@ impl SimpleRequirement {
 impl Specifier {
     pub fn matches(&self, v: &Version) -> bool {
         if let Some(prefix) = self.version.strip_suffix(".*") {
-            let Some(p) = Version::parse(prefix) else { return false };
-            let hit = v.epoch == p.epoch && (0..p.release.len()).all(|i| v.release_at(i) == p.release[i]);
+            let Some(p) = Version::parse(prefix) else {
+                return false;
+            };
+            let hit =
+                v.epoch == p.epoch && (0..p.release.len()).all(|i| v.release_at(i) == p.release[i]);
             return if self.op == "==" { hit } else { !hit };
         }
-        let Some(s) = Version::parse(&self.version) else { return false };
+        let Some(s) = Version::parse(&self.version) else {
+            return false;
+        };
         // Without a local label in the specifier, a candidate's local label is ignored.
         let equal = v.cmp(&s).is_eq() && (s.local.is_none() || s.local == v.local);
         match self.op.as_str() {
@@ -253,13 +288,20 @@ impl Specifier {
             "<=" => *v <= s,
             // PEP 440: `>V` excludes post-releases of V, `<V` pre-releases of V.
             ">" => *v > s && !(v.post.is_some() && v.cmp_release(&s).is_eq() && s.post.is_none()),
-            "<" => *v < s && !(v.is_prerelease() && !s.is_prerelease() && v.cmp_release(&s).is_eq()),
+            "<" => {
+                *v < s && !(v.is_prerelease() && !s.is_prerelease() && v.cmp_release(&s).is_eq())
+            }
             "~=" => {
                 if s.release.len() < 2 {
                     return false;
                 }
                 let prefix = &s.release[..s.release.len() - 1];
-                *v >= s && v.epoch == s.epoch && prefix.iter().enumerate().all(|(i, p)| v.release_at(i) == *p)
+                *v >= s
+                    && v.epoch == s.epoch
+                    && prefix
+                        .iter()
+                        .enumerate()
+                        .all(|(i, p)| v.release_at(i) == *p)
             }
             _ => false,
         }
@@ -277,15 +319,32 @@ mod tests {
     #[test]
     fn pep440_ordering_examples() {
         let ordered = [
-            "1.0.dev456", "1.0a1", "1.0a2.dev456", "1.0a12.dev456", "1.0a12", "1.0b1.dev456", "1.0b2",
-            "1.0b2.post345.dev456", "1.0b2.post345", "1.0rc1.dev456", "1.0rc1", "1.0", "1.0+abc.5", "1.0.post456.dev34",
-            "1.0.post456", "1.1.dev1", "1!0.5",
+            "1.0.dev456",
+            "1.0a1",
+            "1.0a2.dev456",
+            "1.0a12.dev456",
+            "1.0a12",
+            "1.0b1.dev456",
+            "1.0b2",
+            "1.0b2.post345.dev456",
+            "1.0b2.post345",
+            "1.0rc1.dev456",
+            "1.0rc1",
+            "1.0",
+            "1.0+abc.5",
+            "1.0.post456.dev34",
+            "1.0.post456",
+            "1.1.dev1",
+            "1!0.5",
         ];
         for pair in ordered.windows(2) {
             assert!(v(pair[0]) <= v(pair[1]), "{} < {}", pair[0], pair[1]);
         }
         assert_eq!(v("1.0").cmp(&v("1.0.0")), Ordering::Equal);
-        assert_eq!(v("1!1.0-RC.1.post-2.DEV3+Ub-1").to_string(), "1!1.0rc1.post2.dev3+ub.1");
+        assert_eq!(
+            v("1!1.0-RC.1.post-2.DEV3+Ub-1").to_string(),
+            "1!1.0rc1.post2.dev3+ub.1"
+        );
         assert!(v("1.10.0") > v("1.9.0"));
         assert!(v("9.0.0.0rc1").is_prerelease());
         assert!(!v("1.0.post1").is_prerelease());
@@ -300,15 +359,27 @@ mod tests {
         assert_eq!(r.name, "heat-agents");
         assert!(r.matches(&v("9.0.0")) && r.matches(&v("12.1.0")));
         assert!(!r.matches(&v("13.0.0")) && !r.matches(&v("10.0.0")) && !r.matches(&v("8.9")));
-        assert!(!r.matches(&v("13.0.0rc1")), "<13 excludes 13's pre-releases");
+        assert!(
+            !r.matches(&v("13.0.0rc1")),
+            "<13 excludes 13's pre-releases"
+        );
         let eq = SimpleRequirement::parse("x==9.0.0").unwrap();
         assert!(eq.matches(&v("9.0")) && !eq.matches(&v("9.0.1")));
         let wild = SimpleRequirement::parse("x==9.*").unwrap();
         assert!(wild.matches(&v("9.4.1")) && !wild.matches(&v("10.0")));
         let compat = SimpleRequirement::parse("x~=2.2").unwrap();
-        assert!(compat.matches(&v("2.9")) && !compat.matches(&v("3.0")) && !compat.matches(&v("2.1")));
+        assert!(
+            compat.matches(&v("2.9")) && !compat.matches(&v("3.0")) && !compat.matches(&v("2.1"))
+        );
         assert!(SimpleRequirement::parse("x").unwrap().specifiers.is_empty());
-        for bad in ["x[extra]", "x>=", "x=1", "x ; python_version<'3'", ">=1", "x>=1.*"] {
+        for bad in [
+            "x[extra]",
+            "x>=",
+            "x=1",
+            "x ; python_version<'3'",
+            ">=1",
+            "x>=1.*",
+        ] {
             assert!(SimpleRequirement::parse(bad).is_err(), "{bad}");
         }
     }
@@ -316,7 +387,13 @@ mod tests {
     #[test]
     fn versions_agree_with_pips_packaging() {
         // Oracle: pip's vendored packaging.version on a handful of pairs.
-        let pairs = [("1.0rc1", "1.0"), ("1.0.post1", "1.0"), ("2.0.dev1", "2.0a1"), ("1!1.0", "2.0"), ("1.0-1", "1.0")];
+        let pairs = [
+            ("1.0rc1", "1.0"),
+            ("1.0.post1", "1.0"),
+            ("2.0.dev1", "2.0a1"),
+            ("1!1.0", "2.0"),
+            ("1.0-1", "1.0"),
+        ];
         let script = format!(
             "import pip._vendor\ntry:\n    from pip._vendor.packaging.version import Version as V\nexcept ImportError:\n    from packaging.version import Version as V\nfor a, b in {pairs:?}:\n    print((V(a) > V(b)) - (V(a) < V(b)))\n"
         )
@@ -326,8 +403,16 @@ mod tests {
             .args(["-c", &script])
             .output()
             .expect("the tests need python3 with pip");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let expected: Vec<i32> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected: Vec<i32> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
         let ours: Vec<i32> = pairs.iter().map(|(a, b)| v(a).cmp(&v(b)) as i32).collect();
         assert_eq!(ours, expected);
     }

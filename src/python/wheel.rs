@@ -35,7 +35,11 @@ pub enum WheelError {
     #[error("wheel {wheel}: not a readable zip archive: {message}")]
     Zip { wheel: String, message: String },
     #[error("wheel {wheel}: member {member:?}: {message}")]
-    Member { wheel: String, member: String, message: String },
+    Member {
+        wheel: String,
+        member: String,
+        message: String,
+    },
     #[error("wheel {wheel}: {message}")]
     Invalid { wheel: String, message: String },
 }
@@ -79,20 +83,31 @@ impl WheelName {
         if parts.iter().any(|p| p.is_empty()) {
             return None;
         }
-        Some(WheelName { distribution: parts[0].to_string(), version: parts[1].to_string() })
+        Some(WheelName {
+            distribution: parts[0].to_string(),
+            version: parts[1].to_string(),
+        })
     }
 }
 
 /// Installs one wheel (its bytes, named `filename` in errors) into a list of files.
-pub fn install(filename: &str, bytes: &[u8], scheme: &Scheme) -> Result<Vec<InstalledFile>, WheelError> {
-    let invalid = |message: String| WheelError::Invalid { wheel: filename.to_string(), message };
+pub fn install(
+    filename: &str,
+    bytes: &[u8],
+    scheme: &Scheme,
+) -> Result<Vec<InstalledFile>, WheelError> {
+    let invalid = |message: String| WheelError::Invalid {
+        wheel: filename.to_string(),
+        message,
+    };
     let member_err = |member: &str, message: String| WheelError::Member {
         wheel: filename.to_string(),
         member: member.to_string(),
         message,
     };
-    let name = WheelName::parse(filename)
-        .ok_or_else(|| invalid("the file name is not NAME-VERSION(-BUILD)-PY-ABI-PLATFORM.whl".into()))?;
+    let name = WheelName::parse(filename).ok_or_else(|| {
+        invalid("the file name is not NAME-VERSION(-BUILD)-PY-ABI-PLATFORM.whl".into())
+    })?;
 
     let members = read_members(filename, bytes)?;
 
@@ -106,15 +121,28 @@ pub fn install(filename: &str, bytes: &[u8], scheme: &Scheme) -> Result<Vec<Inst
     let wanted = normalize(&name.distribution);
     let dist_info = match dist_infos
         .iter()
-        .filter(|d| d.strip_suffix(".dist-info").and_then(|s| s.rsplit_once('-')).map(|(n, _)| normalize(n)) == Some(wanted.clone()))
+        .filter(|d| {
+            d.strip_suffix(".dist-info")
+                .and_then(|s| s.rsplit_once('-'))
+                .map(|(n, _)| normalize(n))
+                == Some(wanted.clone())
+        })
         .collect::<Vec<_>>()
         .as_slice()
     {
         [one] => one.to_string(),
-        [] => return Err(invalid(format!("no .dist-info directory for {:?} (found {:?})", name.distribution, dist_infos))),
+        [] => {
+            return Err(invalid(format!(
+                "no .dist-info directory for {:?} (found {:?})",
+                name.distribution, dist_infos
+            )))
+        }
         many => return Err(invalid(format!("several .dist-info directories: {many:?}"))),
     };
-    let data_dir = format!("{}.data", dist_info.strip_suffix(".dist-info").unwrap_or(&dist_info));
+    let data_dir = format!(
+        "{}.data",
+        dist_info.strip_suffix(".dist-info").unwrap_or(&dist_info)
+    );
 
     let wheel_meta = members
         .get(&format!("{dist_info}/WHEEL"))
@@ -132,17 +160,25 @@ pub fn install(filename: &str, bytes: &[u8], scheme: &Scheme) -> Result<Vec<Inst
     check_record(filename, &dist_info, &members, &record)?;
 
     let mut out: BTreeMap<String, InstalledFile> = BTreeMap::new();
-    let place = |out: &mut BTreeMap<String, InstalledFile>, file: InstalledFile| -> Result<(), WheelError> {
+    let place = |out: &mut BTreeMap<String, InstalledFile>,
+                 file: InstalledFile|
+     -> Result<(), WheelError> {
         let path = file.path.clone();
         if out.insert(path.clone(), file).is_some() {
-            return Err(member_err(&path, "two members of the wheel install to this path".into()));
+            return Err(member_err(
+                &path,
+                "two members of the wheel install to this path".into(),
+            ));
         }
         Ok(())
     };
     let dist_info_prefix = format!("{dist_info}/");
     for (path, member) in &members {
         // The wheel's RECORD and signatures are replaced by what an installer writes.
-        if path == &record_path || path == &format!("{dist_info}/RECORD.jws") || path == &format!("{dist_info}/RECORD.p7s") {
+        if path == &record_path
+            || path == &format!("{dist_info}/RECORD.jws")
+            || path == &format!("{dist_info}/RECORD.p7s")
+        {
             continue;
         }
         if path.starts_with(&dist_info_prefix) && path.ends_with("/INSTALLER") {
@@ -156,13 +192,24 @@ pub fn install(filename: &str, bytes: &[u8], scheme: &Scheme) -> Result<Vec<Inst
                 "purelib" | "platlib" => (join(&scheme.site_packages, inner), false),
                 "scripts" => {
                     if inner.contains('/') {
-                        return Err(member_err(path, "a script in a subdirectory of .data/scripts".into()));
+                        return Err(member_err(
+                            path,
+                            "a script in a subdirectory of .data/scripts".into(),
+                        ));
                     }
                     (join(&scheme.scripts, inner), true)
                 }
                 "data" => (inner.to_string(), false),
-                "headers" => (join(&join(&scheme.headers, &name.distribution), inner), false),
-                other => return Err(member_err(path, format!("unknown .data directory {other:?}"))),
+                "headers" => (
+                    join(&join(&scheme.headers, &name.distribution), inner),
+                    false,
+                ),
+                other => {
+                    return Err(member_err(
+                        path,
+                        format!("unknown .data directory {other:?}"),
+                    ))
+                }
             }
         } else {
             (join(&scheme.site_packages, path), false)
@@ -172,27 +219,57 @@ pub fn install(filename: &str, bytes: &[u8], scheme: &Scheme) -> Result<Vec<Inst
             // pip's rule: a `#!python` first line becomes the interpreter's shebang, and
             // every script is made executable.
             let data = scripts::fix_script_shebang(&member.data, &scheme.python);
-            place(&mut out, InstalledFile { path: dest, data, executable: true })?;
+            place(
+                &mut out,
+                InstalledFile {
+                    path: dest,
+                    data,
+                    executable: true,
+                },
+            )?;
         } else {
-            place(&mut out, InstalledFile { path: dest, data: member.data.clone(), executable: member.executable })?;
+            place(
+                &mut out,
+                InstalledFile {
+                    path: dest,
+                    data: member.data.clone(),
+                    executable: member.executable,
+                },
+            )?;
         }
     }
 
     if let Some(ep) = members.get(&format!("{dist_info}/entry_points.txt")) {
-        let text = std::str::from_utf8(&ep.data)
-            .map_err(|_| member_err(&format!("{dist_info}/entry_points.txt"), "not UTF-8".into()))?;
+        let text = std::str::from_utf8(&ep.data).map_err(|_| {
+            member_err(&format!("{dist_info}/entry_points.txt"), "not UTF-8".into())
+        })?;
         for script in scripts::parse_console_scripts(text)
             .map_err(|m| member_err(&format!("{dist_info}/entry_points.txt"), m))?
         {
             let dest = join(&scheme.scripts, &script.name);
-            check_relative(&dest).map_err(|m| member_err(&format!("{dist_info}/entry_points.txt"), m))?;
+            check_relative(&dest)
+                .map_err(|m| member_err(&format!("{dist_info}/entry_points.txt"), m))?;
             let data = scripts::wrapper(&script, &scheme.python).into_bytes();
-            place(&mut out, InstalledFile { path: dest, data, executable: true })?;
+            place(
+                &mut out,
+                InstalledFile {
+                    path: dest,
+                    data,
+                    executable: true,
+                },
+            )?;
         }
     }
 
     let installer_path = join(&scheme.site_packages, &format!("{dist_info}/INSTALLER"));
-    place(&mut out, InstalledFile { path: installer_path, data: b"graft\n".to_vec(), executable: false })?;
+    place(
+        &mut out,
+        InstalledFile {
+            path: installer_path,
+            data: b"graft\n".to_vec(),
+            executable: false,
+        },
+    )?;
 
     // The installed RECORD: every file relative to site-packages, sorted, with its hash
     // and size; RECORD itself without either.
@@ -201,17 +278,32 @@ pub fn install(filename: &str, bytes: &[u8], scheme: &Scheme) -> Result<Vec<Inst
         .values()
         .map(|f| {
             let rel = relative_to(&scheme.site_packages, &f.path);
-            format!("{},sha256={},{}", csv_field(&rel), record_hash(&f.data), f.data.len())
+            format!(
+                "{},sha256={},{}",
+                csv_field(&rel),
+                record_hash(&f.data),
+                f.data.len()
+            )
         })
         .collect();
-    rows.push(format!("{},,", csv_field(&relative_to(&scheme.site_packages, &record_dest))));
+    rows.push(format!(
+        "{},,",
+        csv_field(&relative_to(&scheme.site_packages, &record_dest))
+    ));
     rows.sort();
     let mut record_text = String::new();
     for row in rows {
         record_text.push_str(&row);
         record_text.push('\n');
     }
-    place(&mut out, InstalledFile { path: record_dest, data: record_text.into_bytes(), executable: false })?;
+    place(
+        &mut out,
+        InstalledFile {
+            path: record_dest,
+            data: record_text.into_bytes(),
+            executable: false,
+        },
+    )?;
 
     Ok(out.into_values().collect())
 }
@@ -223,12 +315,18 @@ struct Member {
 
 /// Reads every file member, checking names and capping sizes.
 fn read_members(wheel: &str, bytes: &[u8]) -> Result<BTreeMap<String, Member>, WheelError> {
-    let zip_err = |e: zip::result::ZipError| WheelError::Zip { wheel: wheel.to_string(), message: e.to_string() };
+    let zip_err = |e: zip::result::ZipError| WheelError::Zip {
+        wheel: wheel.to_string(),
+        message: e.to_string(),
+    };
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(zip_err)?;
     if archive.len() > MAX_MEMBERS {
         return Err(WheelError::Invalid {
             wheel: wheel.to_string(),
-            message: format!("{} members, more than the {MAX_MEMBERS} graft accepts", archive.len()),
+            message: format!(
+                "{} members, more than the {MAX_MEMBERS} graft accepts",
+                archive.len()
+            ),
         });
     }
     let mut members = BTreeMap::new();
@@ -237,21 +335,31 @@ fn read_members(wheel: &str, bytes: &[u8]) -> Result<BTreeMap<String, Member>, W
         let mut file = archive.by_index(i).map_err(zip_err)?;
         let raw = String::from_utf8_lossy(file.name_raw()).into_owned();
         let name = file.name().map_err(zip_err)?.into_owned();
-        let err = |message: String| WheelError::Member { wheel: wheel.to_string(), member: raw.clone(), message };
+        let err = |message: String| WheelError::Member {
+            wheel: wheel.to_string(),
+            member: raw.clone(),
+            message,
+        };
         check_member_name(&name).map_err(err)?;
         if file.is_symlink() {
-            return Err(err("a symbolic link (wheels hold regular files only)".into()));
+            return Err(err(
+                "a symbolic link (wheels hold regular files only)".into()
+            ));
         }
         if file.is_dir() {
             continue;
         }
         let size = file.size();
         if size > MAX_MEMBER_SIZE {
-            return Err(err(format!("{size} bytes, more than the {MAX_MEMBER_SIZE} graft accepts per file")));
+            return Err(err(format!(
+                "{size} bytes, more than the {MAX_MEMBER_SIZE} graft accepts per file"
+            )));
         }
         total = total.saturating_add(size);
         if total > MAX_TOTAL_SIZE {
-            return Err(err(format!("the wheel unpacks to more than {MAX_TOTAL_SIZE} bytes")));
+            return Err(err(format!(
+                "the wheel unpacks to more than {MAX_TOTAL_SIZE} bytes"
+            )));
         }
         let executable = file.unix_mode().is_some_and(|m| m & 0o111 != 0);
         let mut data = Vec::with_capacity(size as usize);
@@ -262,9 +370,15 @@ fn read_members(wheel: &str, bytes: &[u8]) -> Result<BTreeMap<String, Member>, W
             .read_to_end(&mut data)
             .map_err(|e| err(format!("cannot decompress: {e}")))?;
         if data.len() as u64 != size {
-            return Err(err(format!("holds {} bytes, its header says {size}", data.len())));
+            return Err(err(format!(
+                "holds {} bytes, its header says {size}",
+                data.len()
+            )));
         }
-        if members.insert(name.clone(), Member { data, executable }).is_some() {
+        if members
+            .insert(name.clone(), Member { data, executable })
+            .is_some()
+        {
             return Err(err("appears twice in the archive".into()));
         }
     }
@@ -295,15 +409,25 @@ fn check_member_name(name: &str) -> Result<(), String> {
 }
 
 fn check_relative(path: &str) -> Result<(), String> {
-    if path.starts_with('/') || path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-        return Err(format!("would be installed at {path:?}, outside the environment"));
+    if path.starts_with('/')
+        || path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(format!(
+            "would be installed at {path:?}, outside the environment"
+        ));
     }
     Ok(())
 }
 
 /// `WHEEL`: `Wheel-Version` must be 1.x; returns `Root-Is-Purelib`.
 fn parse_wheel_metadata(wheel: &str, dist_info: &str, data: &[u8]) -> Result<bool, WheelError> {
-    let err = |message: String| WheelError::Member { wheel: wheel.into(), member: format!("{dist_info}/WHEEL"), message };
+    let err = |message: String| WheelError::Member {
+        wheel: wheel.into(),
+        member: format!("{dist_info}/WHEEL"),
+        message,
+    };
     let text = std::str::from_utf8(data).map_err(|_| err("not UTF-8".into()))?;
     let mut version = None;
     let mut purelib = None;
@@ -318,7 +442,9 @@ fn parse_wheel_metadata(wheel: &str, dist_info: &str, data: &[u8]) -> Result<boo
     }
     let version = version.ok_or_else(|| err("no Wheel-Version".into()))?;
     if version.split('.').next() != Some("1") {
-        return Err(err(format!("Wheel-Version {version} is not 1.x; graft cannot install it")));
+        return Err(err(format!(
+            "Wheel-Version {version} is not 1.x; graft cannot install it"
+        )));
     }
     purelib.ok_or_else(|| err("no Root-Is-Purelib".into()))
 }
@@ -346,7 +472,10 @@ fn parse_record(wheel: &str, data: &[u8]) -> Result<BTreeMap<String, RecordRow>,
         }
         let fields = split_csv(line).ok_or_else(|| err(n, "unbalanced quotes".into()))?;
         if fields.len() != 3 {
-            return Err(err(n, format!("{} fields, expected path,hash,size", fields.len())));
+            return Err(err(
+                n,
+                format!("{} fields, expected path,hash,size", fields.len()),
+            ));
         }
         let hash = if fields[1].is_empty() {
             None
@@ -359,9 +488,16 @@ fn parse_record(wheel: &str, data: &[u8]) -> Result<BTreeMap<String, RecordRow>,
         let size = if fields[2].is_empty() {
             None
         } else {
-            Some(fields[2].parse::<u64>().map_err(|_| err(n, format!("size {:?} is not a number", fields[2])))?)
+            Some(
+                fields[2]
+                    .parse::<u64>()
+                    .map_err(|_| err(n, format!("size {:?} is not a number", fields[2])))?,
+            )
         };
-        if rows.insert(fields[0].clone(), RecordRow { hash, size }).is_some() {
+        if rows
+            .insert(fields[0].clone(), RecordRow { hash, size })
+            .is_some()
+        {
             return Err(err(n, format!("{:?} is listed twice", fields[0])));
         }
     }
@@ -420,26 +556,52 @@ fn check_record(
     members: &BTreeMap<String, Member>,
     record: &BTreeMap<String, RecordRow>,
 ) -> Result<(), WheelError> {
-    let err = |member: &str, message: String| WheelError::Member { wheel: wheel.into(), member: member.into(), message };
-    let unhashed: BTreeSet<String> = ["RECORD", "RECORD.jws", "RECORD.p7s"].iter().map(|f| format!("{dist_info}/{f}")).collect();
+    let err = |member: &str, message: String| WheelError::Member {
+        wheel: wheel.into(),
+        member: member.into(),
+        message,
+    };
+    let unhashed: BTreeSet<String> = ["RECORD", "RECORD.jws", "RECORD.p7s"]
+        .iter()
+        .map(|f| format!("{dist_info}/{f}"))
+        .collect();
     for (path, member) in members {
         if unhashed.contains(path) {
             continue;
         }
-        let row = record.get(path).ok_or_else(|| err(path, "not listed in RECORD".into()))?;
-        let (algo, expected) = row.hash.as_ref().ok_or_else(|| err(path, "listed in RECORD without a hash".into()))?;
+        let row = record
+            .get(path)
+            .ok_or_else(|| err(path, "not listed in RECORD".into()))?;
+        let (algo, expected) = row
+            .hash
+            .as_ref()
+            .ok_or_else(|| err(path, "listed in RECORD without a hash".into()))?;
         let actual = match algo.as_str() {
             "sha256" => urlsafe_b64_nopad(&Sha256::digest(&member.data)),
             "sha384" => urlsafe_b64_nopad(&Sha384::digest(&member.data)),
             "sha512" => urlsafe_b64_nopad(&Sha512::digest(&member.data)),
-            other => return Err(err(path, format!("RECORD hash algorithm {other:?} is not sha256, sha384 or sha512"))),
+            other => {
+                return Err(err(
+                    path,
+                    format!("RECORD hash algorithm {other:?} is not sha256, sha384 or sha512"),
+                ))
+            }
         };
         if actual != expected.trim_end_matches('=') {
-            return Err(err(path, format!("RECORD says {algo}={expected}, the contents hash to {algo}={actual}")));
+            return Err(err(
+                path,
+                format!("RECORD says {algo}={expected}, the contents hash to {algo}={actual}"),
+            ));
         }
         if let Some(size) = row.size {
             if size != member.data.len() as u64 {
-                return Err(err(path, format!("RECORD says {size} bytes, the file has {}", member.data.len())));
+                return Err(err(
+                    path,
+                    format!(
+                        "RECORD says {size} bytes, the file has {}",
+                        member.data.len()
+                    ),
+                ));
             }
         }
     }
@@ -460,7 +622,11 @@ fn urlsafe_b64_nopad(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -499,7 +665,10 @@ fn join(dir: &str, rest: &str) -> String {
 /// `path` relative to the directory `base` (both relative to the same root), with `..`
 /// as needed: `bin/x` from `lib/python3.11/site-packages` is `../../../bin/x`.
 fn relative_to(base: &str, path: &str) -> String {
-    let base: Vec<&str> = base.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let base: Vec<&str> = base
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     let target: Vec<&str> = path.split('/').collect();
     let common = base.iter().zip(&target).take_while(|(a, b)| a == b).count();
     let mut parts: Vec<&str> = vec![".."; base.len() - common];
@@ -523,14 +692,23 @@ pub(crate) mod tests {
 
     /// A wheel from (name, bytes, mode) members; RECORD is written from them unless the
     /// caller gives one.
-    pub(crate) fn make_wheel(dist: &str, version: &str, files: &[(&str, &[u8], u32)], record: Option<&str>) -> Vec<u8> {
+    pub(crate) fn make_wheel(
+        dist: &str,
+        version: &str,
+        files: &[(&str, &[u8], u32)],
+        record: Option<&str>,
+    ) -> Vec<u8> {
         let mut buf = Cursor::new(Vec::new());
         {
             let mut zw = zip::ZipWriter::new(&mut buf);
             let di = format!("{dist}-{version}.dist-info");
-            let wheel_meta = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec();
-            let mut all: Vec<(String, Vec<u8>, u32)> =
-                files.iter().map(|(n, d, m)| (n.to_string(), d.to_vec(), *m)).collect();
+            let wheel_meta =
+                b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                    .to_vec();
+            let mut all: Vec<(String, Vec<u8>, u32)> = files
+                .iter()
+                .map(|(n, d, m)| (n.to_string(), d.to_vec(), *m))
+                .collect();
             all.push((format!("{di}/WHEEL"), wheel_meta, 0o644));
             let record_text = match record {
                 Some(r) => r.to_string(),
@@ -559,15 +737,27 @@ pub(crate) mod tests {
     #[test]
     fn base64_matches_python_urlsafe_b64encode() {
         // python3 -c "import base64,hashlib;print(base64.urlsafe_b64encode(hashlib.sha256(b'').digest()).rstrip(b'='))"
-        assert_eq!(record_hash(b""), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
+        assert_eq!(
+            record_hash(b""),
+            "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+        );
         assert_eq!(urlsafe_b64_nopad(b"\xfb\xff"), "-_8");
         assert_eq!(urlsafe_b64_nopad(b"abcd"), "YWJjZA");
     }
 
     #[test]
     fn relative_paths_climb_out_of_site_packages() {
-        assert_eq!(relative_to("lib/python3.11/site-packages", "bin/x"), "../../../bin/x");
-        assert_eq!(relative_to("lib/python3.11/site-packages", "lib/python3.11/site-packages/a/b"), "a/b");
+        assert_eq!(
+            relative_to("lib/python3.11/site-packages", "bin/x"),
+            "../../../bin/x"
+        );
+        assert_eq!(
+            relative_to(
+                "lib/python3.11/site-packages",
+                "lib/python3.11/site-packages/a/b"
+            ),
+            "a/b"
+        );
     }
 
     #[test]
@@ -579,8 +769,16 @@ pub(crate) mod tests {
             &[
                 ("demo/__init__.py", b"", 0o644),
                 ("demo/cli.py", b"def main():\n    return 0\n", 0o644),
-                ("demo-1.0.data/scripts/run-it", b"#!python\nprint(1)\n", 0o644),
-                ("demo-1.0.data/scripts/plain.sh", b"#!/bin/sh\necho\n", 0o644),
+                (
+                    "demo-1.0.data/scripts/run-it",
+                    b"#!python\nprint(1)\n",
+                    0o644,
+                ),
+                (
+                    "demo-1.0.data/scripts/plain.sh",
+                    b"#!/bin/sh\necho\n",
+                    0o644,
+                ),
                 ("demo-1.0.data/data/share/man/demo.1", b".TH demo\n", 0o644),
                 ("demo-1.0.dist-info/entry_points.txt", ep, 0o644),
                 ("demo-1.0.dist-info/METADATA", b"Name: demo\n", 0o644),
@@ -591,19 +789,37 @@ pub(crate) mod tests {
         let by: BTreeMap<_, _> = files.iter().map(|f| (f.path.as_str(), f)).collect();
         let sp = "lib/python3.11/site-packages";
         assert!(by.contains_key(format!("{sp}/demo/cli.py").as_str()));
-        assert_eq!(by["bin/run-it"].data, b"#!/opt/heat-agent/bin/python3\nprint(1)\n");
+        assert_eq!(
+            by["bin/run-it"].data,
+            b"#!/opt/heat-agent/bin/python3\nprint(1)\n"
+        );
         assert!(by["bin/run-it"].executable && by["bin/plain.sh"].executable);
         assert_eq!(by["share/man/demo.1"].data, b".TH demo\n");
         let wrapper = String::from_utf8(by["bin/demo"].data.clone()).unwrap();
-        assert!(wrapper.starts_with("#!/opt/heat-agent/bin/python3\n"), "{wrapper}");
-        assert!(wrapper.contains("from demo.cli import main\n") && wrapper.contains("sys.exit(main())"));
-        assert_eq!(by[format!("{sp}/demo-1.0.dist-info/INSTALLER").as_str()].data, b"graft\n");
-        let record = String::from_utf8(by[format!("{sp}/demo-1.0.dist-info/RECORD").as_str()].data.clone()).unwrap();
+        assert!(
+            wrapper.starts_with("#!/opt/heat-agent/bin/python3\n"),
+            "{wrapper}"
+        );
+        assert!(
+            wrapper.contains("from demo.cli import main\n") && wrapper.contains("sys.exit(main())")
+        );
+        assert_eq!(
+            by[format!("{sp}/demo-1.0.dist-info/INSTALLER").as_str()].data,
+            b"graft\n"
+        );
+        let record = String::from_utf8(
+            by[format!("{sp}/demo-1.0.dist-info/RECORD").as_str()]
+                .data
+                .clone(),
+        )
+        .unwrap();
         let lines: Vec<&str> = record.lines().collect();
         let mut sorted = lines.clone();
         sorted.sort();
         assert_eq!(lines, sorted, "RECORD is sorted");
-        assert!(lines.iter().any(|l| l.starts_with("../../../bin/demo,sha256=")));
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("../../../bin/demo,sha256=")));
         assert!(lines.contains(&"demo-1.0.dist-info/RECORD,,"));
         assert!(lines.contains(&format!("demo/__init__.py,sha256={},0", record_hash(b"")).as_str()));
         // Every installed file but RECORD is in RECORD with its real hash.
@@ -612,7 +828,12 @@ pub(crate) mod tests {
             if rel.ends_with("/RECORD") {
                 continue;
             }
-            assert!(lines.contains(&format!("{rel},sha256={},{}", record_hash(&f.data), f.data.len()).as_str()), "{rel}");
+            assert!(
+                lines.contains(
+                    &format!("{rel},sha256={},{}", record_hash(&f.data), f.data.len()).as_str()
+                ),
+                "{rel}"
+            );
         }
     }
 
@@ -624,31 +845,59 @@ pub(crate) mod tests {
             record_hash(b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
             b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n".len()
         );
-        let wheel = make_wheel("evil", "1.0", &[("evil/x.py", b"hello", 0o644)], Some(&record));
-        let err = install("evil-1.0-py3-none-any.whl", &wheel, &scheme()).unwrap_err().to_string();
-        assert!(err.contains("evil-1.0-py3-none-any.whl") && err.contains("evil/x.py") && err.contains("hash"), "{err}");
+        let wheel = make_wheel(
+            "evil",
+            "1.0",
+            &[("evil/x.py", b"hello", 0o644)],
+            Some(&record),
+        );
+        let err = install("evil-1.0-py3-none-any.whl", &wheel, &scheme())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("evil-1.0-py3-none-any.whl")
+                && err.contains("evil/x.py")
+                && err.contains("hash"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_file_missing_from_record_is_an_error() {
-        let wheel_meta = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n";
+        let wheel_meta =
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n";
         let record = format!(
             "evil-1.0.dist-info/WHEEL,sha256={},{}\nevil-1.0.dist-info/RECORD,,\n",
             record_hash(wheel_meta),
             wheel_meta.len()
         );
-        let wheel = make_wheel("evil", "1.0", &[("evil/hidden.py", b"x", 0o644)], Some(&record));
-        let err = install("evil-1.0-py3-none-any.whl", &wheel, &scheme()).unwrap_err().to_string();
-        assert!(err.contains("evil/hidden.py") && err.contains("not listed in RECORD"), "{err}");
+        let wheel = make_wheel(
+            "evil",
+            "1.0",
+            &[("evil/hidden.py", b"x", 0o644)],
+            Some(&record),
+        );
+        let err = install("evil-1.0-py3-none-any.whl", &wheel, &scheme())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("evil/hidden.py") && err.contains("not listed in RECORD"),
+            "{err}"
+        );
     }
 
     #[test]
     fn hostile_member_names_are_rejected() {
         for bad in ["../x", "a/../../x", "/etc/passwd", "a\\..\\x", "C:/x"] {
             let wheel = make_wheel("evil", "1.0", &[(bad, b"x", 0o644)], Some(""));
-            let err = install("evil-1.0-py3-none-any.whl", &wheel, &scheme()).unwrap_err().to_string();
+            let err = install("evil-1.0-py3-none-any.whl", &wheel, &scheme())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("evil-1.0-py3-none-any.whl"), "{bad}: {err}");
-            assert!(err.contains("absolute") || err.contains("..") || err.contains("backslash"), "{bad}: {err}");
+            assert!(
+                err.contains("absolute") || err.contains("..") || err.contains("backslash"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -657,11 +906,21 @@ pub(crate) mod tests {
         let mut buf = Cursor::new(Vec::new());
         {
             let mut zw = zip::ZipWriter::new(&mut buf);
-            zw.add_symlink("evil/link", "/etc/shadow", zip::write::SimpleFileOptions::default()).unwrap();
+            zw.add_symlink(
+                "evil/link",
+                "/etc/shadow",
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
             zw.finish().unwrap();
         }
-        let err = install("evil-1.0-py3-none-any.whl", &buf.into_inner(), &scheme()).unwrap_err().to_string();
-        assert!(err.contains("evil/link") && err.contains("symbolic link"), "{err}");
+        let err = install("evil-1.0-py3-none-any.whl", &buf.into_inner(), &scheme())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("evil/link") && err.contains("symbolic link"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -673,7 +932,10 @@ pub(crate) mod tests {
 
     #[test]
     fn csv_quoting_round_trips() {
-        assert_eq!(split_csv("\"a,b\",sha256=x,3").unwrap(), vec!["a,b", "sha256=x", "3"]);
+        assert_eq!(
+            split_csv("\"a,b\",sha256=x,3").unwrap(),
+            vec!["a,b", "sha256=x", "3"]
+        );
         assert_eq!(split_csv("\"a\"\"b\",,").unwrap(), vec!["a\"b", "", ""]);
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert!(split_csv("\"open,,").is_none());

@@ -23,7 +23,11 @@ pub struct Layout {
 
 impl Default for Layout {
     fn default() -> Self {
-        Self { venv: default_venv(), files: Vec::new(), hooks: None }
+        Self {
+            venv: default_venv(),
+            files: Vec::new(),
+            hooks: None,
+        }
     }
 }
 
@@ -93,7 +97,10 @@ impl Layout {
         check_relative("[layout] venv", &self.venv, true)?;
         for f in &self.files {
             if recipe.archive(&f.archive).is_none() {
-                return Err(format!("[[layout.file]] to = {:?}: no [[archive]] named {:?}", f.to, f.archive));
+                return Err(format!(
+                    "[[layout.file]] to = {:?}: no [[archive]] named {:?}",
+                    f.to, f.archive
+                ));
             }
             check_relative("[[layout.file]] from", &f.from, false)?;
             check_relative("[[layout.file]] to", &f.to, false)?;
@@ -101,7 +108,10 @@ impl Layout {
         }
         if let Some(h) = &self.hooks {
             if recipe.archive(&h.archive).is_none() {
-                return Err(format!("[layout.hooks]: no [[archive]] named {:?}", h.archive));
+                return Err(format!(
+                    "[layout.hooks]: no [[archive]] named {:?}",
+                    h.archive
+                ));
             }
             if !h.from.contains("{name}") || !h.to.contains("{name}") {
                 return Err("[layout.hooks]: `from` and `to` must both contain {name}".into());
@@ -109,7 +119,9 @@ impl Layout {
             check_mode("[layout.hooks]", h.mode)?;
             for name in &h.names {
                 if name.is_empty() || name.contains('/') || name.contains("..") {
-                    return Err(format!("[layout.hooks] names: {name:?} is not a plain name"));
+                    return Err(format!(
+                        "[layout.hooks] names: {name:?} is not a plain name"
+                    ));
                 }
             }
         }
@@ -120,11 +132,16 @@ impl Layout {
 impl Service {
     pub(super) fn validate(&self) -> Result<(), String> {
         if !self.name.ends_with(".service") || self.name.contains('/') {
-            return Err(format!("[service] name = {:?} must be a unit file name ending in .service", self.name));
+            return Err(format!(
+                "[service] name = {:?} must be a unit file name ending in .service",
+                self.name
+            ));
         }
         for (k, v) in &self.environment {
             if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!("[service.environment] {k:?} is not a variable name"));
+                return Err(format!(
+                    "[service.environment] {k:?} is not a variable name"
+                ));
             }
             if v.contains('\n') {
                 return Err(format!("[service.environment] {k}: value has a newline"));
@@ -135,15 +152,23 @@ impl Service {
 }
 
 fn check_relative(what: &str, path: &str, allow_dot: bool) -> Result<(), String> {
-    if path.starts_with('/') || path.split('/').any(|c| c == "..") || (path == "." && !allow_dot) || path.is_empty() {
-        return Err(format!("{what} = {path:?} must be a relative path without `..`"));
+    if path.starts_with('/')
+        || path.split('/').any(|c| c == "..")
+        || (path == "." && !allow_dot)
+        || path.is_empty()
+    {
+        return Err(format!(
+            "{what} = {path:?} must be a relative path without `..`"
+        ));
     }
     Ok(())
 }
 
 fn check_mode(what: &str, mode: u32) -> Result<(), String> {
     if mode > 0o7777 {
-        return Err(format!("{what}: mode {mode:#o} is more than permission bits (write e.g. 0o755)"));
+        return Err(format!(
+            "{what}: mode {mode:#o} is more than permission bits (write e.g. 0o755)"
+        ));
     }
     Ok(())
 }

@@ -319,5 +319,7 @@ pub fn qemu_map_offset(img: &Path, guest: u64) -> Option<u64> {
     if entry["data"] != true || entry["compressed"] == true {
         return None;
     }
-    entry["offset"].as_u64().map(|o| o + guest - entry["start"].as_u64().unwrap())
+    entry["offset"]
+        .as_u64()
+        .map(|o| o + guest - entry["start"].as_u64().unwrap())
 }

@@ -22,12 +22,27 @@ fn path(lblk: u64, per: u64) -> Result<(usize, Vec<usize>)> {
     }
     rest -= per * per;
     if rest < per * per * per {
-        return Ok((14, vec![(rest / (per * per)) as usize, ((rest / per) % per) as usize, (rest % per) as usize]));
+        return Ok((
+            14,
+            vec![
+                (rest / (per * per)) as usize,
+                ((rest / per) % per) as usize,
+                (rest % per) as usize,
+            ],
+        ));
     }
-    Err(Ext4Error::Unsupported(format!("logical block {lblk} beyond triple-indirect reach")))
+    Err(Ext4Error::Unsupported(format!(
+        "logical block {lblk} beyond triple-indirect reach"
+    )))
 }
 
-pub fn map(iblock: &[u8], lblk: u64, bs: usize, io: &mut dyn MetaIo, blocks_count: u64) -> Result<Option<u64>> {
+pub fn map(
+    iblock: &[u8],
+    lblk: u64,
+    bs: usize,
+    io: &mut dyn MetaIo,
+    blocks_count: u64,
+) -> Result<Option<u64>> {
     let (slot, rest) = path(lblk, bs as u64 / 4)?;
     let mut ptr = le32(iblock, slot * 4) as u64;
     for idx in rest {
@@ -35,7 +50,9 @@ pub fn map(iblock: &[u8], lblk: u64, bs: usize, io: &mut dyn MetaIo, blocks_coun
             return Ok(None);
         }
         if ptr >= blocks_count {
-            return Err(Ext4Error::Corrupt(format!("indirect block pointer {ptr} past the end of the filesystem")));
+            return Err(Ext4Error::Corrupt(format!(
+                "indirect block pointer {ptr} past the end of the filesystem"
+            )));
         }
         ptr = le32(&io.read(ptr)?, idx * 4) as u64;
     }
@@ -44,9 +61,17 @@ pub fn map(iblock: &[u8], lblk: u64, bs: usize, io: &mut dyn MetaIo, blocks_coun
 
 /// Points `lblk` at `pblk`, allocating indirect blocks on the way (returned, to be
 /// counted in i_blocks).
-pub fn set(iblock: &mut [u8], lblk: u64, pblk: u64, bs: usize, io: &mut dyn MetaIo) -> Result<Vec<u64>> {
+pub fn set(
+    iblock: &mut [u8],
+    lblk: u64,
+    pblk: u64,
+    bs: usize,
+    io: &mut dyn MetaIo,
+) -> Result<Vec<u64>> {
     if pblk > u32::MAX as u64 {
-        return Err(Ext4Error::Unsupported("block maps cannot address blocks beyond 2^32".into()));
+        return Err(Ext4Error::Unsupported(
+            "block maps cannot address blocks beyond 2^32".into(),
+        ));
     }
     let (slot, rest) = path(lblk, bs as u64 / 4)?;
     let mut new = Vec::new();
@@ -78,7 +103,12 @@ pub fn set(iblock: &mut [u8], lblk: u64, pblk: u64, bs: usize, io: &mut dyn Meta
 }
 
 /// Every (data, indirect) block of a block-mapped file of `nblocks` logical blocks.
-pub fn collect(iblock: &[u8], bs: usize, io: &mut dyn MetaIo, blocks_count: u64) -> Result<(Vec<u64>, Vec<u64>)> {
+pub fn collect(
+    iblock: &[u8],
+    bs: usize,
+    io: &mut dyn MetaIo,
+    blocks_count: u64,
+) -> Result<(Vec<u64>, Vec<u64>)> {
     let mut data = Vec::new();
     let mut tree = Vec::new();
     for i in 0..12 {
@@ -94,12 +124,22 @@ pub fn collect(iblock: &[u8], bs: usize, io: &mut dyn MetaIo, blocks_count: u64)
     Ok((data, tree))
 }
 
-fn walk(p: u64, level: u32, bs: usize, io: &mut dyn MetaIo, bc: u64, data: &mut Vec<u64>, tree: &mut Vec<u64>) -> Result<()> {
+fn walk(
+    p: u64,
+    level: u32,
+    bs: usize,
+    io: &mut dyn MetaIo,
+    bc: u64,
+    data: &mut Vec<u64>,
+    tree: &mut Vec<u64>,
+) -> Result<()> {
     if p == 0 {
         return Ok(());
     }
     if p >= bc {
-        return Err(Ext4Error::Corrupt(format!("indirect block pointer {p} past the end of the filesystem")));
+        return Err(Ext4Error::Corrupt(format!(
+            "indirect block pointer {p} past the end of the filesystem"
+        )));
     }
     tree.push(p);
     let block = io.read(p)?;
@@ -145,7 +185,9 @@ mod tests {
     struct Mem(BTreeMap<u64, Vec<u8>>, u64);
     impl MetaIo for Mem {
         fn meta(&mut self, pblk: u64) -> Result<&mut Vec<u8>> {
-            self.0.get_mut(&pblk).ok_or_else(|| Ext4Error::Corrupt("absent".into()))
+            self.0
+                .get_mut(&pblk)
+                .ok_or_else(|| Ext4Error::Corrupt("absent".into()))
         }
         fn read(&mut self, pblk: u64) -> Result<Vec<u8>> {
             self.meta(pblk).cloned()

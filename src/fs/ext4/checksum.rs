@@ -14,7 +14,11 @@ pub fn crc16(mut crc: u16, data: &[u8]) -> u16 {
     for &byte in data {
         crc ^= byte as u16;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xA001 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
         }
     }
     crc

@@ -34,7 +34,11 @@ pub fn has_tail(block: &[u8]) -> bool {
 
 /// Bytes of the block holding entries (all, or all but the tail).
 pub fn entries_end(block: &[u8]) -> usize {
-    if has_tail(block) { block.len() - TAIL_SIZE } else { block.len() }
+    if has_tail(block) {
+        block.len() - TAIL_SIZE
+    } else {
+        block.len()
+    }
 }
 
 /// Parses every record (live or empty) of a block, checking each stays inside it.
@@ -44,11 +48,18 @@ pub fn parse(block: &[u8], filetype: bool, what: &dyn Fn() -> String) -> Result<
     let mut off = 0;
     while off < end {
         if off + 8 > end {
-            return Err(Ext4Error::Corrupt(format!("{}: directory entry at {off} truncated", what())));
+            return Err(Ext4Error::Corrupt(format!(
+                "{}: directory entry at {off} truncated",
+                what()
+            )));
         }
         let inode = le32(block, off);
         let rec_len = le16(block, off + 4) as usize;
-        let name_len = if filetype { block[off + 6] as usize } else { le16(block, off + 6) as usize };
+        let name_len = if filetype {
+            block[off + 6] as usize
+        } else {
+            le16(block, off + 6) as usize
+        };
         if rec_len < 8 || rec_len % 4 != 0 || off + rec_len > end || 8 + name_len > rec_len {
             return Err(Ext4Error::Corrupt(format!(
                 "{}: directory entry at offset {off} has rec_len {rec_len}, name_len {name_len}",
@@ -67,7 +78,15 @@ pub fn parse(block: &[u8], filetype: bool, what: &dyn Fn() -> String) -> Result<
     Ok(out)
 }
 
-pub fn write_entry(block: &mut [u8], off: usize, inode: u32, rec_len: usize, name: &[u8], ft: u8, filetype: bool) {
+pub fn write_entry(
+    block: &mut [u8],
+    off: usize,
+    inode: u32,
+    rec_len: usize,
+    name: &[u8],
+    ft: u8,
+    filetype: bool,
+) {
     put32(block, off, inode);
     put16(block, off + 4, rec_len as u16);
     block[off + 6] = name.len() as u8;
@@ -96,7 +115,13 @@ pub fn put_tail(b: &mut [u8]) {
 }
 
 /// Inserts an entry where a record has room; false when the block is full.
-pub fn try_insert(block: &mut [u8], name: &[u8], inode: u32, ft: u8, filetype: bool) -> Result<bool> {
+pub fn try_insert(
+    block: &mut [u8],
+    name: &[u8],
+    inode: u32,
+    ft: u8,
+    filetype: bool,
+) -> Result<bool> {
     let need = needed(name.len());
     let entries = parse(block, filetype, &|| "directory block".into())?;
     for e in entries {
@@ -107,7 +132,15 @@ pub fn try_insert(block: &mut [u8], name: &[u8], inode: u32, ft: u8, filetype: b
         let used = needed(e.name.len());
         if e.inode != 0 && e.rec_len >= used + need {
             put16(block, e.offset + 4, used as u16);
-            write_entry(block, e.offset + used, inode, e.rec_len - used, name, ft, filetype);
+            write_entry(
+                block,
+                e.offset + used,
+                inode,
+                e.rec_len - used,
+                name,
+                ft,
+                filetype,
+            );
             return Ok(true);
         }
     }
@@ -115,20 +148,31 @@ pub fn try_insert(block: &mut [u8], name: &[u8], inode: u32, ft: u8, filetype: b
 }
 
 /// Rewrites a block to hold exactly `entries` (inode, name, type), packed.
-pub fn pack(block: &mut [u8], entries: &[(u32, Vec<u8>, u8)], filetype: bool, csum: bool) -> Result<()> {
+pub fn pack(
+    block: &mut [u8],
+    entries: &[(u32, Vec<u8>, u8)],
+    filetype: bool,
+    csum: bool,
+) -> Result<()> {
     let bs = block.len();
     let end = if csum { bs - TAIL_SIZE } else { bs };
     block.fill(0);
     let total: usize = entries.iter().map(|e| needed(e.1.len())).sum();
     if total > end {
-        return Err(Ext4Error::Corrupt("directory entries do not fit one block".into()));
+        return Err(Ext4Error::Corrupt(
+            "directory entries do not fit one block".into(),
+        ));
     }
     if entries.is_empty() {
         put16(block, 4, end as u16);
     }
     let mut off = 0;
     for (i, (ino, name, ft)) in entries.iter().enumerate() {
-        let rec = if i + 1 == entries.len() { end - off } else { needed(name.len()) };
+        let rec = if i + 1 == entries.len() {
+            end - off
+        } else {
+            needed(name.len())
+        };
         write_entry(block, off, *ino, rec, name, *ft, filetype);
         off += rec;
     }
@@ -162,18 +206,33 @@ mod tests {
     fn insert_until_full_then_pack() {
         let mut b = empty_block(1024, true);
         let mut n = 0;
-        while try_insert(&mut b, format!("name-{n:04}").as_bytes(), 100 + n, FT_REG, true).unwrap() {
+        while try_insert(
+            &mut b,
+            format!("name-{n:04}").as_bytes(),
+            100 + n,
+            FT_REG,
+            true,
+        )
+        .unwrap()
+        {
             n += 1;
         }
         // 9-byte names need 20 bytes each; 1012 usable bytes.
         assert_eq!(n, 1012 / 20);
-        let live: Vec<_> = parse(&b, true, &|| "t".into()).unwrap().into_iter().filter(|e| e.inode != 0).collect();
+        let live: Vec<_> = parse(&b, true, &|| "t".into())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.inode != 0)
+            .collect();
         assert_eq!(live.len(), n as usize);
         assert!(has_tail(&b));
         set_tail_checksum(&mut b, 7);
         assert!(verify_tail_checksum(&b, 7));
         assert!(!verify_tail_checksum(&b, 8));
-        let few: Vec<_> = live[..3].iter().map(|e| (e.inode, e.name.clone(), e.file_type)).collect();
+        let few: Vec<_> = live[..3]
+            .iter()
+            .map(|e| (e.inode, e.name.clone(), e.file_type))
+            .collect();
         pack(&mut b, &few, true, true).unwrap();
         assert_eq!(parse(&b, true, &|| "t".into()).unwrap().len(), 3);
     }

@@ -40,9 +40,15 @@ pub struct Header {
 
 pub fn header(node: &[u8], what: &str) -> Result<Header> {
     if node.len() < 12 || le16(node, 0) != MAGIC {
-        return Err(Ext4Error::Corrupt(format!("{what}: no extent header magic")));
+        return Err(Ext4Error::Corrupt(format!(
+            "{what}: no extent header magic"
+        )));
     }
-    let h = Header { entries: le16(node, 2), max: le16(node, 4), depth: le16(node, 6) };
+    let h = Header {
+        entries: le16(node, 2),
+        max: le16(node, 4),
+        depth: le16(node, 6),
+    };
     if h.entries > h.max || 12 + h.max as usize * 12 > node.len() || h.depth > MAX_DEPTH {
         return Err(Ext4Error::Corrupt(format!(
             "{what}: extent header entries {} max {} depth {} do not fit {} bytes",
@@ -66,8 +72,16 @@ fn put_header(node: &mut [u8], entries: u16, max: u16, depth: u16) {
 fn leaf_entry(node: &[u8], i: usize) -> Run {
     let o = 12 + i * 12;
     let raw_len = le16(node, o + 4) as u32;
-    let len = if raw_len > MAX_LEN { raw_len - MAX_LEN } else { raw_len };
-    Run { lblk: le32(node, o), pblk: (le16(node, o + 6) as u64) << 32 | le32(node, o + 8) as u64, len }
+    let len = if raw_len > MAX_LEN {
+        raw_len - MAX_LEN
+    } else {
+        raw_len
+    };
+    Run {
+        lblk: le32(node, o),
+        pblk: (le16(node, o + 6) as u64) << 32 | le32(node, o + 8) as u64,
+        len,
+    }
 }
 fn put_leaf_entry(node: &mut [u8], i: usize, r: Run) {
     let o = 12 + i * 12;
@@ -78,7 +92,10 @@ fn put_leaf_entry(node: &mut [u8], i: usize, r: Run) {
 }
 fn index_entry(node: &[u8], i: usize) -> (u32, u64) {
     let o = 12 + i * 12;
-    (le32(node, o), le32(node, o + 4) as u64 | (le16(node, o + 8) as u64) << 32)
+    (
+        le32(node, o),
+        le32(node, o + 4) as u64 | (le16(node, o + 8) as u64) << 32,
+    )
 }
 fn put_index_entry(node: &mut [u8], i: usize, lblk: u32, pblk: u64) {
     let o = 12 + i * 12;
@@ -103,7 +120,11 @@ pub fn set_block_checksum(block: &mut [u8], owner_seed: u32) {
 }
 
 /// Every run of the tree, in order, and the tree's own blocks.
-pub fn collect(root: &[u8], io: &mut dyn MetaIo, blocks_count: u64) -> Result<(Vec<Run>, Vec<u64>)> {
+pub fn collect(
+    root: &[u8],
+    io: &mut dyn MetaIo,
+    blocks_count: u64,
+) -> Result<(Vec<Run>, Vec<u64>)> {
     let mut runs = Vec::new();
     let mut tree = Vec::new();
     walk(root.to_vec(), io, blocks_count, &mut runs, &mut tree, None)?;
@@ -121,7 +142,9 @@ fn walk(
     let h = header(&node, "extent node")?;
     if let Some(p) = parent_depth {
         if h.depth + 1 != p {
-            return Err(Ext4Error::Corrupt("extent tree depth does not decrease by one".into()));
+            return Err(Ext4Error::Corrupt(
+                "extent tree depth does not decrease by one".into(),
+            ));
         }
     }
     if tree.len() > 1 << 20 {
@@ -130,14 +153,21 @@ fn walk(
     for i in 0..h.entries as usize {
         if h.depth == 0 {
             let r = leaf_entry(&node, i);
-            if r.pblk.checked_add(r.len as u64).is_none_or(|e| e > blocks_count) {
-                return Err(Ext4Error::Corrupt(format!("extent maps past the end of the filesystem ({r:?})")));
+            if r.pblk
+                .checked_add(r.len as u64)
+                .is_none_or(|e| e > blocks_count)
+            {
+                return Err(Ext4Error::Corrupt(format!(
+                    "extent maps past the end of the filesystem ({r:?})"
+                )));
             }
             runs.push(r);
         } else {
             let (_, child) = index_entry(&node, i);
             if child >= blocks_count || child == 0 {
-                return Err(Ext4Error::Corrupt(format!("extent index points at block {child}")));
+                return Err(Ext4Error::Corrupt(format!(
+                    "extent index points at block {child}"
+                )));
             }
             tree.push(child);
             let data = io.read(child)?;
@@ -178,7 +208,13 @@ pub fn map(root: &[u8], lblk: u32, io: &mut dyn MetaIo) -> Result<Option<u64>> {
 
 /// Builds the tree of a new file from its runs (ascending, each at most [`MAX_LEN`]):
 /// in the inode up to 4 runs, else one level of leaf blocks. Returns the tree blocks used.
-pub fn build(root: &mut [u8], runs: &[Run], bs: usize, goal: u64, io: &mut dyn MetaIo) -> Result<Vec<u64>> {
+pub fn build(
+    root: &mut [u8],
+    runs: &[Run],
+    bs: usize,
+    goal: u64,
+    io: &mut dyn MetaIo,
+) -> Result<Vec<u64>> {
     root.fill(0);
     if runs.len() <= 4 {
         put_header(root, runs.len() as u16, 4, 0);
@@ -215,7 +251,13 @@ pub fn build(root: &mut [u8], runs: &[Run], bs: usize, goal: u64, io: &mut dyn M
 
 /// Maps one more block at the end of an existing file (directory growth). Returns the
 /// tree blocks it had to allocate.
-pub fn append(root: &mut [u8], lblk: u32, pblk: u64, bs: usize, io: &mut dyn MetaIo) -> Result<Vec<u64>> {
+pub fn append(
+    root: &mut [u8],
+    lblk: u32,
+    pblk: u64,
+    bs: usize,
+    io: &mut dyn MetaIo,
+) -> Result<Vec<u64>> {
     append_run(root, Run { lblk, pblk, len: 1 }, bs, io)
 }
 
@@ -229,12 +271,18 @@ pub fn append_run(root: &mut [u8], run: Run, bs: usize, io: &mut dyn MetaIo) -> 
         // Everything on the right edge is full: move the root's entries down into one new
         // block (the kernel's grow-in-depth), which then has room for a new sibling.
         if h.depth + 1 > MAX_DEPTH {
-            return Err(Ext4Error::Unsupported("an extent tree deeper than 5".into()));
+            return Err(Ext4Error::Unsupported(
+                "an extent tree deeper than 5".into(),
+            ));
         }
         let moved = io.alloc_meta(run.pblk)?;
         new_blocks.push(moved);
         let entries = h.entries as usize;
-        let old_first = if h.depth == 0 { leaf_entry(root, 0).lblk } else { index_entry(root, 0).0 };
+        let old_first = if h.depth == 0 {
+            leaf_entry(root, 0).lblk
+        } else {
+            index_entry(root, 0).0
+        };
         let raw = root[12..12 + 12 * entries].to_vec();
         let node = io.meta(moved)?;
         put_header(node, h.entries, block_max(bs), h.depth);
@@ -245,7 +293,9 @@ pub fn append_run(root: &mut [u8], run: Run, bs: usize, io: &mut dyn MetaIo) -> 
     }
     let h = header(root, "inode extent root")?;
     if append_rec(root, h.depth, run, bs, io, &mut new_blocks)?.is_some() {
-        return Err(Ext4Error::Corrupt("extent root overflowed after growing in depth".into()));
+        return Err(Ext4Error::Corrupt(
+            "extent root overflowed after growing in depth".into(),
+        ));
     }
     Ok(new_blocks)
 }
@@ -278,7 +328,9 @@ fn append_rec(
 ) -> Result<Option<(u32, u64)>> {
     let h = header(node, "extent node")?;
     if h.depth != depth {
-        return Err(Ext4Error::Corrupt("extent tree depth does not decrease by one".into()));
+        return Err(Ext4Error::Corrupt(
+            "extent tree depth does not decrease by one".into(),
+        ));
     }
     let sibling = if depth == 0 {
         if append_in_leaf(node, run) {
@@ -298,7 +350,9 @@ fn append_rec(
         let mut data = io.read(child)?;
         let r = append_rec(&mut data, depth - 1, run, bs, io, new_blocks)?;
         *io.meta(child)? = data;
-        let Some((first, blk)) = r else { return Ok(None) };
+        let Some((first, blk)) = r else {
+            return Ok(None);
+        };
         if h.entries < h.max {
             put_index_entry(node, h.entries as usize, first, blk);
             put16(node, 2, h.entries + 1);
@@ -348,7 +402,9 @@ mod tests {
     }
     impl MetaIo for Mem {
         fn meta(&mut self, pblk: u64) -> Result<&mut Vec<u8>> {
-            self.blocks.get_mut(&pblk).ok_or_else(|| Ext4Error::Corrupt("absent".into()))
+            self.blocks
+                .get_mut(&pblk)
+                .ok_or_else(|| Ext4Error::Corrupt("absent".into()))
         }
         fn read(&mut self, pblk: u64) -> Result<Vec<u8>> {
             self.meta(pblk).cloned()
@@ -362,8 +418,17 @@ mod tests {
 
     #[test]
     fn build_map_append() {
-        let mut io = Mem { blocks: BTreeMap::new(), next: 1000 };
-        let runs: Vec<Run> = (0..10).map(|i| Run { lblk: i * 10, pblk: 5000 + i as u64 * 20, len: 10 }).collect();
+        let mut io = Mem {
+            blocks: BTreeMap::new(),
+            next: 1000,
+        };
+        let runs: Vec<Run> = (0..10)
+            .map(|i| Run {
+                lblk: i * 10,
+                pblk: 5000 + i as u64 * 20,
+                len: 10,
+            })
+            .collect();
         let mut root = [0u8; 60];
         let used = build(&mut root, &runs, 1024, 0, &mut io).unwrap();
         assert_eq!(used.len(), 1);
@@ -385,9 +450,18 @@ mod tests {
 
     #[test]
     fn deep_trees_from_many_fragments() {
-        let mut io = Mem { blocks: BTreeMap::new(), next: 1 << 30 };
+        let mut io = Mem {
+            blocks: BTreeMap::new(),
+            next: 1 << 30,
+        };
         // 1 KiB blocks: 84 extents a leaf; 2,000 fragments need depth 2.
-        let runs: Vec<Run> = (0..2000).map(|i| Run { lblk: i * 2, pblk: 100_000 + i as u64 * 3, len: 2 }).collect();
+        let runs: Vec<Run> = (0..2000)
+            .map(|i| Run {
+                lblk: i * 2,
+                pblk: 100_000 + i as u64 * 3,
+                len: 2,
+            })
+            .collect();
         let mut root = [0u8; 60];
         let used = build(&mut root, &runs, 1024, 0, &mut io).unwrap();
         assert_eq!(header(&root, "t").unwrap().depth, 2);

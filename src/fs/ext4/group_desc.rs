@@ -19,11 +19,19 @@ pub struct GroupDesc {
 
 impl GroupDesc {
     fn lo_hi32(&self, lo: usize, hi: usize) -> u64 {
-        let h = if self.raw.len() >= 64 { le32(&self.raw, hi) as u64 } else { 0 };
+        let h = if self.raw.len() >= 64 {
+            le32(&self.raw, hi) as u64
+        } else {
+            0
+        };
         le32(&self.raw, lo) as u64 | h << 32
     }
     fn lo_hi16(&self, lo: usize, hi: usize) -> u32 {
-        let h = if self.raw.len() >= 64 { le16(&self.raw, hi) as u32 } else { 0 };
+        let h = if self.raw.len() >= 64 {
+            le16(&self.raw, hi) as u32
+        } else {
+            0
+        };
         le16(&self.raw, lo) as u32 | h << 16
     }
     fn set_lo_hi16(&mut self, lo: usize, hi: usize, v: u32) {
@@ -125,9 +133,13 @@ impl GroupDesc {
 pub fn parse(sb: &Superblock, bytes: &[u8], group: u32) -> Result<GroupDesc> {
     let ds = sb.desc_size() as usize;
     if bytes.len() < ds {
-        return Err(Ext4Error::Corrupt(format!("group descriptor {group} truncated")));
+        return Err(Ext4Error::Corrupt(format!(
+            "group descriptor {group} truncated"
+        )));
     }
-    let gd = GroupDesc { raw: bytes[..ds].to_vec() };
+    let gd = GroupDesc {
+        raw: bytes[..ds].to_vec(),
+    };
     gd.verify(sb, group)?;
     let blocks = sb.blocks_count();
     let itb = (sb.inodes_per_group() as u64 * sb.inode_size() as u64).div_ceil(sb.block_size());
@@ -143,7 +155,9 @@ pub fn parse(sb: &Superblock, bytes: &[u8], group: u32) -> Result<GroupDesc> {
         }
     }
     if gd.free_blocks() > sb.blocks_per_group() || gd.free_inodes() > sb.inodes_per_group() {
-        return Err(Ext4Error::Corrupt(format!("group descriptor {group}: free counts above group size")));
+        return Err(Ext4Error::Corrupt(format!(
+            "group descriptor {group}: free counts above group size"
+        )));
     }
     Ok(gd)
 }

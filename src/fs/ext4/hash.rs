@@ -153,7 +153,9 @@ pub fn dirhash(version: u8, name: &[u8], seed: &[u32; 4]) -> Result<u32> {
             buf[0]
         }
         other => {
-            return Err(Ext4Error::Unsupported(format!("directory hash version {other} (siphash/casefold)")))
+            return Err(Ext4Error::Unsupported(format!(
+                "directory hash version {other} (siphash/casefold)"
+            )))
         }
     };
     Ok(hash & !1)
@@ -189,7 +191,10 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a & 1, 0);
         // signed vs unsigned only differ for bytes >= 0x80
-        assert_eq!(dirhash(TEA, b"abc", &seed).unwrap(), dirhash(TEA_UNSIGNED, b"abc", &seed).unwrap());
+        assert_eq!(
+            dirhash(TEA, b"abc", &seed).unwrap(),
+            dirhash(TEA_UNSIGNED, b"abc", &seed).unwrap()
+        );
         assert_ne!(
             dirhash(LEGACY, "é".as_bytes(), &seed).unwrap(),
             dirhash(LEGACY_UNSIGNED, "é".as_bytes(), &seed).unwrap()

@@ -23,9 +23,14 @@ pub struct RootInfo {
 
 pub fn root_info(block: &[u8]) -> Result<RootInfo> {
     if le32(block, 0x18) != 0 || block[0x1D] != 8 {
-        return Err(Ext4Error::Corrupt("htree root: bad dx_root_info (reserved or info_length)".into()));
+        return Err(Ext4Error::Corrupt(
+            "htree root: bad dx_root_info (reserved or info_length)".into(),
+        ));
     }
-    Ok(RootInfo { hash_version: block[0x1C], levels: block[0x1E] })
+    Ok(RootInfo {
+        hash_version: block[0x1C],
+        levels: block[0x1E],
+    })
 }
 
 pub fn limit(block: &[u8], co: usize) -> u16 {
@@ -51,11 +56,17 @@ pub fn check_node(block: &[u8], co: usize, csum: bool, what: &str) -> Result<(u1
     if l != want {
         return Err(Ext4Error::Corrupt(format!(
             "{what}: htree limit {l}, expected {want}{}",
-            if csum { " (no room for the checksum tail)" } else { "" }
+            if csum {
+                " (no room for the checksum tail)"
+            } else {
+                ""
+            }
         )));
     }
     if c == 0 || c > l {
-        return Err(Ext4Error::Corrupt(format!("{what}: htree count {c} with limit {l}")));
+        return Err(Ext4Error::Corrupt(format!(
+            "{what}: htree count {c} with limit {l}"
+        )));
     }
     Ok((l, c))
 }
@@ -110,14 +121,32 @@ pub fn fill(b: &mut [u8], co: usize, csum: bool, entries: &[(u32, u32)]) {
 
 /// All entries of a node.
 pub fn entries(b: &[u8], co: usize) -> Vec<(u32, u32)> {
-    (0..count(b, co) as usize).map(|i| entry(b, co, i)).collect()
+    (0..count(b, co) as usize)
+        .map(|i| entry(b, co, i))
+        .collect()
 }
 
 /// Makes block 0 of a directory an htree root: ".", "..", info, entries.
-pub fn new_root(bs: usize, csum: bool, ino: u32, parent: u32, hash_version: u8, filetype: bool, entries: &[(u32, u32)]) -> Vec<u8> {
+pub fn new_root(
+    bs: usize,
+    csum: bool,
+    ino: u32,
+    parent: u32,
+    hash_version: u8,
+    filetype: bool,
+    entries: &[(u32, u32)],
+) -> Vec<u8> {
     let mut b = vec![0u8; bs];
     super::dir::write_entry(&mut b, 0, ino, 12, b".", super::dir::FT_DIR, filetype);
-    super::dir::write_entry(&mut b, 12, parent, bs - 12, b"..", super::dir::FT_DIR, filetype);
+    super::dir::write_entry(
+        &mut b,
+        12,
+        parent,
+        bs - 12,
+        b"..",
+        super::dir::FT_DIR,
+        filetype,
+    );
     b[0x1C] = hash_version;
     b[0x1D] = 8;
     fill(&mut b, ROOT_COUNT_OFFSET, csum, entries);
@@ -156,7 +185,10 @@ mod tests {
         assert_eq!(find(&root, ROOT_COUNT_OFFSET, 100), 1);
         assert_eq!(find(&root, ROOT_COUNT_OFFSET, 250), 2);
         insert(&mut root, ROOT_COUNT_OFFSET, 2, 150, 4);
-        assert_eq!(entries(&root, ROOT_COUNT_OFFSET), vec![(0, 1), (100, 2), (150, 4), (200, 3)]);
+        assert_eq!(
+            entries(&root, ROOT_COUNT_OFFSET),
+            vec![(0, 1), (100, 2), (150, 4), (200, 3)]
+        );
         assert_eq!(limit(&root, ROOT_COUNT_OFFSET), (1024 - 32 - 8) / 8);
         set_checksum(&mut root, ROOT_COUNT_OFFSET, 5);
         let node = new_node(1024, false, &[(0, 7)]);

@@ -87,7 +87,9 @@ impl Inode {
     }
     pub fn set_sectors(&mut self, s: u64) -> Result<()> {
         if s >> 48 != 0 {
-            return Err(Ext4Error::Unsupported("files of more than 2^48 sectors".into()));
+            return Err(Ext4Error::Unsupported(
+                "files of more than 2^48 sectors".into(),
+            ));
         }
         put32(&mut self.raw, 0x1C, s as u32);
         put16(&mut self.raw, 0x74, (s >> 32) as u16);
@@ -100,7 +102,11 @@ impl Inode {
         &mut self.raw[I_BLOCK..I_BLOCK + 60]
     }
     pub fn extra_isize(&self) -> u16 {
-        if self.raw.len() > 128 { le16(&self.raw, 0x80) } else { 0 }
+        if self.raw.len() > 128 {
+            le16(&self.raw, 0x80)
+        } else {
+            0
+        }
     }
     /// Sets the four timestamps (seconds; nanoseconds 0), with the epoch bits of the
     /// extra fields for dates past 2038 when the inode has room for them.
@@ -136,12 +142,17 @@ impl Inode {
     pub fn verify(&self, csum_seed: u32, ino: u32) -> Result<()> {
         let c = self.compute_checksum(csum_seed, ino);
         let (stored, want) = if self.has_csum_hi() {
-            (le16(&self.raw, 0x7C) as u32 | (le16(&self.raw, 0x82) as u32) << 16, c)
+            (
+                le16(&self.raw, 0x7C) as u32 | (le16(&self.raw, 0x82) as u32) << 16,
+                c,
+            )
         } else {
             (le16(&self.raw, 0x7C) as u32, c & 0xFFFF)
         };
         if stored != want {
-            return Err(Ext4Error::Checksum(format!("inode {ino} (stored {stored:#x}, computed {want:#x})")));
+            return Err(Ext4Error::Checksum(format!(
+                "inode {ino} (stored {stored:#x}, computed {want:#x})"
+            )));
         }
         Ok(())
     }

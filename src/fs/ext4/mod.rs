@@ -27,7 +27,10 @@ pub use writer::{Ext4Writer, Meta, Needs, Report};
 #[derive(Debug, thiserror::Error)]
 pub enum Ext4Error {
     #[error("I/O error {context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("not an ext2/3/4 filesystem: {0}")]
     NotExt4(String),
     #[error("corrupt filesystem: {0} (run e2fsck on the image first)")]

@@ -84,7 +84,9 @@ impl Superblock {
     /// Parses and validates the superblock bytes (exactly 1024).
     pub fn parse(raw: &[u8]) -> Result<Self> {
         if raw.len() != SUPERBLOCK_SIZE {
-            return Err(Ext4Error::NotExt4("superblock shorter than 1024 bytes".into()));
+            return Err(Ext4Error::NotExt4(
+                "superblock shorter than 1024 bytes".into(),
+            ));
         }
         let sb = Self { raw: raw.to_vec() };
         if le16(raw, 0x38) != MAGIC {
@@ -104,10 +106,14 @@ impl Superblock {
         }
         let log = le32(raw, 0x18);
         if log > 6 {
-            return Err(Ext4Error::Corrupt(format!("superblock s_log_block_size {log} (> 64 KiB blocks)")));
+            return Err(Ext4Error::Corrupt(format!(
+                "superblock s_log_block_size {log} (> 64 KiB blocks)"
+            )));
         }
         if le32(raw, 0x1C) != log && sb.has_ro_compat(0x200) {
-            return Err(Ext4Error::Refused("bigalloc filesystems are not supported".into()));
+            return Err(Ext4Error::Refused(
+                "bigalloc filesystems are not supported".into(),
+            ));
         }
         let bpg = sb.blocks_per_group();
         let ipg = sb.inodes_per_group();
@@ -128,7 +134,9 @@ impl Superblock {
             }
         }
         if sb.blocks_count() <= sb.first_data_block() as u64 {
-            return Err(Ext4Error::Corrupt("superblock block count below first data block".into()));
+            return Err(Ext4Error::Corrupt(
+                "superblock block count below first data block".into(),
+            ));
         }
         let groups64 = (sb.blocks_count() - sb.first_data_block() as u64).div_ceil(bpg as u64);
         let groups = sb.group_count();
@@ -171,10 +179,14 @@ impl Superblock {
             ));
         }
         if incompat & INCOMPAT_JOURNAL_DEV != 0 {
-            return Err(Ext4Error::Refused("this is an external journal device, not a filesystem".into()));
+            return Err(Ext4Error::Refused(
+                "this is an external journal device, not a filesystem".into(),
+            ));
         }
         if incompat & INCOMPAT_MMP != 0 {
-            return Err(Ext4Error::Refused("multi-mount protection (mmp) is enabled; disable it with tune2fs -O ^mmp".into()));
+            return Err(Ext4Error::Refused(
+                "multi-mount protection (mmp) is enabled; disable it with tune2fs -O ^mmp".into(),
+            ));
         }
         let unknown = incompat & !INCOMPAT_SUPPORTED;
         if unknown != 0 {
@@ -187,7 +199,9 @@ impl Superblock {
             return Err(Ext4Error::Refused("the quota feature is enabled; quota files would not be updated (tune2fs -O ^quota)".into()));
         }
         if ro & RO_COMPAT_ORPHAN_PRESENT != 0 || self.last_orphan() != 0 {
-            return Err(Ext4Error::Refused("the filesystem has orphan inodes pending: run e2fsck on it first".into()));
+            return Err(Ext4Error::Refused(
+                "the filesystem has orphan inodes pending: run e2fsck on it first".into(),
+            ));
         }
         let unknown = ro & !RO_COMPAT_SUPPORTED;
         if unknown != 0 {
@@ -202,7 +216,9 @@ impl Superblock {
             )));
         }
         if self.rev_level() == 0 {
-            return Err(Ext4Error::Unsupported("revision 0 (GOOD_OLD) filesystems".into()));
+            return Err(Ext4Error::Unsupported(
+                "revision 0 (GOOD_OLD) filesystems".into(),
+            ));
         }
         if self.block_size() > 32768 {
             return Err(Ext4Error::Unsupported("64 KiB blocks".into()));
@@ -225,11 +241,19 @@ impl Superblock {
         le32(&self.raw, 0x0)
     }
     pub fn blocks_count(&self) -> u64 {
-        let hi = if self.is_64bit() { le32(&self.raw, 0x150) as u64 } else { 0 };
+        let hi = if self.is_64bit() {
+            le32(&self.raw, 0x150) as u64
+        } else {
+            0
+        };
         le32(&self.raw, 0x4) as u64 | hi << 32
     }
     pub fn free_blocks(&self) -> u64 {
-        let hi = if self.is_64bit() { le32(&self.raw, 0x158) as u64 } else { 0 };
+        let hi = if self.is_64bit() {
+            le32(&self.raw, 0x158) as u64
+        } else {
+            0
+        };
         le32(&self.raw, 0xC) as u64 | hi << 32
     }
     pub fn set_free_blocks(&mut self, v: u64) {
@@ -260,10 +284,18 @@ impl Superblock {
         le32(&self.raw, 0x4C)
     }
     pub fn first_ino(&self) -> u32 {
-        if self.rev_level() == 0 { 11 } else { le32(&self.raw, 0x54) }
+        if self.rev_level() == 0 {
+            11
+        } else {
+            le32(&self.raw, 0x54)
+        }
     }
     pub fn inode_size(&self) -> u32 {
-        if self.rev_level() == 0 { 128 } else { le16(&self.raw, 0x58) as u32 }
+        if self.rev_level() == 0 {
+            128
+        } else {
+            le16(&self.raw, 0x58) as u32
+        }
     }
     pub fn compat(&self) -> u32 {
         le32(&self.raw, 0x5C)
@@ -303,13 +335,22 @@ impl Superblock {
         le32(&self.raw, 0xE8)
     }
     pub fn hash_seed(&self) -> [u32; 4] {
-        [le32(&self.raw, 0xEC), le32(&self.raw, 0xF0), le32(&self.raw, 0xF4), le32(&self.raw, 0xF8)]
+        [
+            le32(&self.raw, 0xEC),
+            le32(&self.raw, 0xF0),
+            le32(&self.raw, 0xF4),
+            le32(&self.raw, 0xF8),
+        ]
     }
     pub fn def_hash_version(&self) -> u8 {
         self.raw[0xFC]
     }
     pub fn desc_size(&self) -> u32 {
-        if self.is_64bit() { le16(&self.raw, 0xFE) as u32 } else { 32 }
+        if self.is_64bit() {
+            le16(&self.raw, 0xFE) as u32
+        } else {
+            32
+        }
     }
     pub fn first_meta_bg(&self) -> u32 {
         le32(&self.raw, 0x104)
@@ -444,10 +485,16 @@ mod tests {
         sb.check_writable().unwrap();
         let mut bad = raw.clone();
         bad[0x38] = 0;
-        assert!(matches!(Superblock::parse(&bad), Err(Ext4Error::NotExt4(_))));
+        assert!(matches!(
+            Superblock::parse(&bad),
+            Err(Ext4Error::NotExt4(_))
+        ));
         let mut rec = raw.clone();
         put32(&mut rec, 0x60, INCOMPAT_RECOVER);
-        let e = Superblock::parse(&rec).unwrap().check_writable().unwrap_err();
+        let e = Superblock::parse(&rec)
+            .unwrap()
+            .check_writable()
+            .unwrap_err();
         assert!(e.to_string().contains("needs recovery"), "{e}");
         let mut unk = raw.clone();
         put32(&mut unk, 0x60, 0x8000_0000);
@@ -457,12 +504,19 @@ mod tests {
     #[test]
     fn checksum_is_verified() {
         let mut raw = minimal();
-        put32(&mut raw, 0x64, RO_COMPAT_SPARSE_SUPER | RO_COMPAT_METADATA_CSUM);
+        put32(
+            &mut raw,
+            0x64,
+            RO_COMPAT_SPARSE_SUPER | RO_COMPAT_METADATA_CSUM,
+        );
         let mut sb = Superblock { raw: raw.clone() };
         sb.finish();
         Superblock::parse(&sb.raw).unwrap();
         sb.raw[0x100] ^= 1;
-        assert!(matches!(Superblock::parse(&sb.raw), Err(Ext4Error::Checksum(_))));
+        assert!(matches!(
+            Superblock::parse(&sb.raw),
+            Err(Ext4Error::Checksum(_))
+        ));
     }
 
     #[test]

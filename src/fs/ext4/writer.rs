@@ -40,7 +40,15 @@ pub struct Meta {
 
 impl Meta {
     pub fn new(mode: u16, uid: u32, gid: u32, time: i64) -> Self {
-        Self { mode, uid, gid, atime: time, mtime: time, ctime: time, crtime: time }
+        Self {
+            mode,
+            uid,
+            gid,
+            atime: time,
+            mtime: time,
+            ctime: time,
+            crtime: time,
+        }
     }
 }
 
@@ -128,11 +136,16 @@ impl<'a> Ext4Writer<'a> {
     /// write correctly (see [`Superblock::check_writable`]).
     pub fn open(dev: &'a mut dyn BlockDevice) -> Result<Self> {
         let mut raw = vec![0u8; SUPERBLOCK_SIZE];
-        dev.read_at(&mut raw, SUPERBLOCK_OFFSET).map_err(io_err("reading the superblock"))?;
+        dev.read_at(&mut raw, SUPERBLOCK_OFFSET)
+            .map_err(io_err("reading the superblock"))?;
         let sb = Superblock::parse(&raw)?;
         sb.check_writable()?;
         let bs = sb.block_size();
-        if sb.blocks_count().checked_mul(bs).is_none_or(|end| end > dev.len()) {
+        if sb
+            .blocks_count()
+            .checked_mul(bs)
+            .is_none_or(|end| end > dev.len())
+        {
             return Err(Ext4Error::Corrupt(format!(
                 "the filesystem's {} blocks of {bs} bytes extend past the end of its {}-byte region",
                 sb.blocks_count(),
@@ -146,7 +159,8 @@ impl<'a> Ext4Writer<'a> {
         let mut block = vec![0u8; bs as usize];
         for db in 0..sb.desc_blocks() {
             let loc = sb.desc_block_location(db);
-            dev.read_at(&mut block, loc * bs).map_err(io_err(format!("reading group descriptor block {loc}")))?;
+            dev.read_at(&mut block, loc * bs)
+                .map_err(io_err(format!("reading group descriptor block {loc}")))?;
             for i in 0..per {
                 let g = db * per + i;
                 if g >= ngroups {
@@ -185,7 +199,9 @@ impl<'a> Ext4Writer<'a> {
         w.sb.set_free_inodes(free_inodes as u32);
         let root = w.inode(ROOT_INO)?;
         if !root.is_dir() {
-            return Err(Ext4Error::Corrupt("inode 2 (the root) is not a directory".into()));
+            return Err(Ext4Error::Corrupt(
+                "inode 2 (the root) is not a directory".into(),
+            ));
         }
         Ok(w)
     }
@@ -216,7 +232,11 @@ impl<'a> Ext4Writer<'a> {
         let n = size.div_ceil(self.bs);
         if self.extents() {
             // Fragmentation is unknown before allocating: assume the worst the tree allows.
-            if n <= 4 { n } else { n + 4 }
+            if n <= 4 {
+                n
+            } else {
+                n + 4
+            }
         } else {
             n + blockmap::overhead(n, self.bs)
         }
@@ -228,7 +248,11 @@ impl<'a> Ext4Writer<'a> {
         (bytes * 2).div_ceil(self.bs) + 2
     }
     pub fn symlink_blocks(&self, target_len: usize) -> u64 {
-        if target_len < 60 { 0 } else { self.file_blocks(target_len as u64) }
+        if target_len < 60 {
+            0
+        } else {
+            self.file_blocks(target_len as u64)
+        }
     }
     /// Refuses, with numbers, when `needs` exceed what is free.
     pub fn check_space(&self, needs: &Needs) -> Result<()> {
@@ -247,35 +271,51 @@ impl<'a> Ext4Writer<'a> {
 
     fn read_block(&self, pblk: u64) -> Result<Vec<u8>> {
         if pblk >= self.sb.blocks_count() {
-            return Err(Ext4Error::Corrupt(format!("block {pblk} is past the end of the filesystem")));
+            return Err(Ext4Error::Corrupt(format!(
+                "block {pblk} is past the end of the filesystem"
+            )));
         }
         if let Some(c) = self.blocks.get(&pblk) {
             return Ok(c.data.clone());
         }
         let mut b = vec![0u8; self.bs as usize];
-        self.dev.read_at(&mut b, pblk * self.bs).map_err(io_err(format!("reading block {pblk}")))?;
+        self.dev
+            .read_at(&mut b, pblk * self.bs)
+            .map_err(io_err(format!("reading block {pblk}")))?;
         Ok(b)
     }
 
     fn cached(&mut self, pblk: u64) -> Result<&mut Cached> {
         if !self.blocks.contains_key(&pblk) {
             if self.blocks.len() >= MAX_CACHED_BLOCKS {
-                return Err(Ext4Error::Unsupported("more than 256 Ki metadata blocks in one session".into()));
+                return Err(Ext4Error::Unsupported(
+                    "more than 256 Ki metadata blocks in one session".into(),
+                ));
             }
             let data = self.read_block(pblk)?;
-            self.blocks.insert(pblk, Cached { data, kind: Kind::Raw, dirty: false });
+            self.blocks.insert(
+                pblk,
+                Cached {
+                    data,
+                    kind: Kind::Raw,
+                    dirty: false,
+                },
+            );
         }
         Ok(self.blocks.get_mut(&pblk).expect("inserted"))
     }
 
     fn inode_location(&self, ino: InodeNo) -> Result<u64> {
         if ino == 0 || ino > self.sb.inodes_count() {
-            return Err(Ext4Error::Corrupt(format!("inode number {ino} out of range")));
+            return Err(Ext4Error::Corrupt(format!(
+                "inode number {ino} out of range"
+            )));
         }
         let ipg = self.sb.inodes_per_group();
         let g = (ino - 1) / ipg;
         let idx = (ino - 1) % ipg;
-        Ok(self.groups[g as usize].inode_table() * self.bs + idx as u64 * self.sb.inode_size() as u64)
+        Ok(self.groups[g as usize].inode_table() * self.bs
+            + idx as u64 * self.sb.inode_size() as u64)
     }
 
     fn inode(&mut self, ino: InodeNo) -> Result<Inode> {
@@ -284,13 +324,18 @@ impl<'a> Ext4Writer<'a> {
         }
         let off = self.inode_location(ino)?;
         let mut raw = vec![0u8; self.sb.inode_size() as usize];
-        self.dev.read_at(&mut raw, off).map_err(io_err(format!("reading inode {ino}")))?;
+        self.dev
+            .read_at(&mut raw, off)
+            .map_err(io_err(format!("reading inode {ino}")))?;
         let i = Inode { raw };
         if self.csum() {
             i.verify(self.sb.csum_seed(), ino)?;
         }
         if i.extra_isize() as usize + 128 > i.raw.len() {
-            return Err(Ext4Error::Corrupt(format!("inode {ino}: i_extra_isize {} too large", i.extra_isize())));
+            return Err(Ext4Error::Corrupt(format!(
+                "inode {ino}: i_extra_isize {} too large",
+                i.extra_isize()
+            )));
         }
         self.inodes.insert(ino, i.clone());
         Ok(i)
@@ -320,7 +365,8 @@ impl<'a> Ext4Writer<'a> {
                 for blk in self.sb.super_and_gdt_blocks(g) {
                     mark(blk);
                 }
-                let itb = (self.sb.inodes_per_group() as u64 * self.sb.inode_size() as u64).div_ceil(self.bs);
+                let itb = (self.sb.inodes_per_group() as u64 * self.sb.inode_size() as u64)
+                    .div_ceil(self.bs);
                 for h in &self.groups {
                     mark(h.block_bitmap());
                     mark(h.inode_bitmap());
@@ -344,7 +390,11 @@ impl<'a> Ext4Writer<'a> {
                 if self.csum() {
                     let c = alloc::block_bitmap_csum(&self.sb, &b);
                     let stored = super::le16(&gd.raw, 0x18) as u32
-                        | if gd.raw.len() >= 64 { (super::le16(&gd.raw, 0x38) as u32) << 16 } else { c & 0xFFFF0000 };
+                        | if gd.raw.len() >= 64 {
+                            (super::le16(&gd.raw, 0x38) as u32) << 16
+                        } else {
+                            c & 0xFFFF0000
+                        };
                     if stored != c {
                         return Err(Ext4Error::Checksum(format!("block bitmap of group {g}")));
                     }
@@ -369,7 +419,11 @@ impl<'a> Ext4Writer<'a> {
                 if self.csum() {
                     let c = alloc::inode_bitmap_csum(&self.sb, &b);
                     let stored = super::le16(&gd.raw, 0x1A) as u32
-                        | if gd.raw.len() >= 64 { (super::le16(&gd.raw, 0x3A) as u32) << 16 } else { c & 0xFFFF0000 };
+                        | if gd.raw.len() >= 64 {
+                            (super::le16(&gd.raw, 0x3A) as u32) << 16
+                        } else {
+                            c & 0xFFFF0000
+                        };
                     if stored != c {
                         return Err(Ext4Error::Checksum(format!("inode bitmap of group {g}")));
                     }
@@ -390,9 +444,15 @@ impl<'a> Ext4Writer<'a> {
             if self.groups[g as usize].free_inodes() == 0 {
                 continue;
             }
-            let first_ok = if g == 0 { self.sb.first_ino().saturating_sub(1) as usize } else { 0 };
+            let first_ok = if g == 0 {
+                self.sb.first_ino().saturating_sub(1) as usize
+            } else {
+                0
+            };
             let bm = self.inode_bitmap(g)?;
-            let Some(i) = alloc::find_zero(bm, first_ok, ipg as usize) else { continue };
+            let Some(i) = alloc::find_zero(bm, first_ok, ipg as usize) else {
+                continue;
+            };
             set_bit(bm, i);
             self.ib_dirty.insert(g);
             let gd = &mut self.groups[g as usize];
@@ -426,7 +486,10 @@ impl<'a> Ext4Writer<'a> {
             let bm = self.block_bitmap(g)?;
             for i in idx..idx + take as usize {
                 if test_bit(bm, i) {
-                    return Err(Ext4Error::Corrupt(format!("allocator chose block {} which is in use", b + (i - idx) as u64)));
+                    return Err(Ext4Error::Corrupt(format!(
+                        "allocator chose block {} which is in use",
+                        b + (i - idx) as u64
+                    )));
                 }
                 set_bit(bm, i);
             }
@@ -535,7 +598,9 @@ impl<'a> Ext4Writer<'a> {
             }
         }
         if left > 0 {
-            return Err(Ext4Error::Corrupt("free block counts disagree with the bitmaps".into()));
+            return Err(Ext4Error::Corrupt(
+                "free block counts disagree with the bitmaps".into(),
+            ));
         }
         Ok(runs)
     }
@@ -562,7 +627,9 @@ impl<'a> Ext4Writer<'a> {
         };
         if let Some(p) = r {
             if p >= bc {
-                return Err(Ext4Error::Corrupt(format!("inode {ino} maps block {p} past the end")));
+                return Err(Ext4Error::Corrupt(format!(
+                    "inode {ino} maps block {p} past the end"
+                )));
             }
         }
         Ok(r)
@@ -579,7 +646,11 @@ impl<'a> Ext4Writer<'a> {
                 let mut off = 0;
                 while off < l {
                     let len = (l - off).min(extent::MAX_LEN as u64) as u32;
-                    ext.push(Run { lblk, pblk: s + off, len });
+                    ext.push(Run {
+                        lblk,
+                        pblk: s + off,
+                        len,
+                    });
                     lblk += len;
                     off += len as u64;
                 }
@@ -613,7 +684,10 @@ impl<'a> Ext4Writer<'a> {
         let lblk = (i.size() / self.bs) as u32;
         let goal = match lblk {
             0 => self.goal_for(ino),
-            _ => self.map_block(ino, lblk - 1)?.map(|p| p + 1).unwrap_or_else(|| self.goal_for(ino)),
+            _ => self
+                .map_block(ino, lblk - 1)?
+                .map(|p| p + 1)
+                .unwrap_or_else(|| self.goal_for(ino)),
         };
         let pblk = self.alloc_blocks(1, goal)?[0].0;
         let mut root = i.block_area().to_vec();
@@ -628,7 +702,14 @@ impl<'a> Ext4Writer<'a> {
         i.set_size(i.size() + self.bs);
         i.set_sectors(i.sectors() + (1 + tree) * self.bs / 512)?;
         self.put_inode(ino, i);
-        self.blocks.insert(pblk, Cached { data: dir::empty_block(bs, self.csum()), kind: Kind::DirLeaf(ino), dirty: true });
+        self.blocks.insert(
+            pblk,
+            Cached {
+                data: dir::empty_block(bs, self.csum()),
+                kind: Kind::DirLeaf(ino),
+                dirty: true,
+            },
+        );
         Ok((lblk, pblk))
     }
 
@@ -640,16 +721,25 @@ impl<'a> Ext4Writer<'a> {
             return Err(Ext4Error::NotADirectory(format!("inode {ino}")));
         }
         if i.flags() & inode::FL_INLINE_DATA != 0 {
-            return Err(Ext4Error::Unsupported(format!("directory inode {ino} keeps its entries inline (inline_data)")));
+            return Err(Ext4Error::Unsupported(format!(
+                "directory inode {ino} keeps its entries inline (inline_data)"
+            )));
         }
         if i.flags() & inode::FL_ENCRYPT != 0 {
-            return Err(Ext4Error::Refused(format!("directory inode {ino} is encrypted")));
+            return Err(Ext4Error::Refused(format!(
+                "directory inode {ino} is encrypted"
+            )));
         }
         if i.flags() & inode::FL_CASEFOLD != 0 {
-            return Err(Ext4Error::Refused(format!("directory inode {ino} is case-insensitive (casefold)")));
+            return Err(Ext4Error::Refused(format!(
+                "directory inode {ino} is case-insensitive (casefold)"
+            )));
         }
         if i.size() % self.bs != 0 || i.size() / self.bs > (1 << 24) {
-            return Err(Ext4Error::Corrupt(format!("directory inode {ino} has size {}", i.size())));
+            return Err(Ext4Error::Corrupt(format!(
+                "directory inode {ino} has size {}",
+                i.size()
+            )));
         }
         Ok(i)
     }
@@ -664,10 +754,14 @@ impl<'a> Ext4Writer<'a> {
         let seed = i.owner_seed(self.sb.csum_seed(), ino);
         let mut map = BTreeMap::new();
         for l in 0..nblocks {
-            let Some(p) = self.map_block(ino, l)? else { continue };
+            let Some(p) = self.map_block(ino, l)? else {
+                continue;
+            };
             let b = self.read_block(p)?;
             if self.csum() && dir::has_tail(&b) && !dir::verify_tail_checksum(&b, seed) {
-                return Err(Ext4Error::Checksum(format!("directory inode {ino} block {l}")));
+                return Err(Ext4Error::Checksum(format!(
+                    "directory inode {ino} block {l}"
+                )));
             }
             for e in dir::parse(&b, filetype, &|| format!("directory inode {ino} block {l}"))? {
                 if e.inode != 0 {
@@ -688,31 +782,45 @@ impl<'a> Ext4Writer<'a> {
         let i = self.inode(ino)?;
         let size = i.size();
         if size > self.bs || size == 0 {
-            return Err(Ext4Error::Corrupt(format!("symlink inode {ino} of size {size}")));
+            return Err(Ext4Error::Corrupt(format!(
+                "symlink inode {ino} of size {size}"
+            )));
         }
         if i.flags() & inode::FL_INLINE_DATA != 0 {
-            return Err(Ext4Error::Unsupported(format!("inline-data symlink inode {ino}")));
+            return Err(Ext4Error::Unsupported(format!(
+                "inline-data symlink inode {ino}"
+            )));
         }
         if size < 60 && i.flags() & inode::FL_EXTENTS == 0 && i.sectors() == 0 {
             return Ok(i.block_area()[..size as usize].to_vec());
         }
-        let p = self.map_block(ino, 0)?.ok_or_else(|| Ext4Error::Corrupt(format!("symlink inode {ino} has no block")))?;
+        let p = self
+            .map_block(ino, 0)?
+            .ok_or_else(|| Ext4Error::Corrupt(format!("symlink inode {ino} has no block")))?;
         Ok(self.read_block(p)?[..size as usize].to_vec())
     }
 
     /// Resolves `path` from the root, following symlinks inside the filesystem
     /// (absolute targets restart at its root). `follow_last` follows a final symlink.
     fn resolve(&mut self, path: &str, follow_last: bool) -> Result<Option<InodeNo>> {
-        let mut stack: Vec<Vec<u8>> = split_path(path)?.into_iter().rev().map(|c| c.to_vec()).collect();
+        let mut stack: Vec<Vec<u8>> = split_path(path)?
+            .into_iter()
+            .rev()
+            .map(|c| c.to_vec())
+            .collect();
         let mut cur = ROOT_INO;
         let mut follows = 0;
         while let Some(comp) = stack.pop() {
-            let Some((ino, _)) = self.lookup_in(cur, &comp)? else { return Ok(None) };
+            let Some((ino, _)) = self.lookup_in(cur, &comp)? else {
+                return Ok(None);
+            };
             let i = self.inode(ino)?;
             if i.is_symlink() && (follow_last || !stack.is_empty()) {
                 follows += 1;
                 if follows > 40 {
-                    return Err(Ext4Error::Refused(format!("{path}: too many levels of symbolic links")));
+                    return Err(Ext4Error::Refused(format!(
+                        "{path}: too many levels of symbolic links"
+                    )));
                 }
                 let target = self.read_symlink(ino)?;
                 let t = String::from_utf8_lossy(&target).into_owned();
@@ -737,7 +845,14 @@ impl<'a> Ext4Writer<'a> {
         self.resolve(path, true)
     }
 
-    fn add_entry(&mut self, dir_ino: InodeNo, dir_path: &str, name: &[u8], ino: InodeNo, ft: u8) -> Result<()> {
+    fn add_entry(
+        &mut self,
+        dir_ino: InodeNo,
+        dir_path: &str,
+        name: &[u8],
+        ino: InodeNo,
+        ft: u8,
+    ) -> Result<()> {
         self.load_names(dir_ino)?;
         let i = self.check_dir_inode(dir_ino)?;
         if i.flags() & inode::FL_INDEX != 0 && self.sb.has_compat(superblock::COMPAT_DIR_INDEX) {
@@ -749,9 +864,18 @@ impl<'a> Ext4Writer<'a> {
         } else {
             self.linear_insert(dir_ino, name, ino, ft)?;
         }
-        self.names.get_mut(&dir_ino).expect("loaded").insert(name.to_vec(), (ino, ft));
+        self.names
+            .get_mut(&dir_ino)
+            .expect("loaded")
+            .insert(name.to_vec(), (ino, ft));
         if !self.new_inodes.contains(&dir_ino) {
-            self.touched.entry(dir_ino).or_insert_with(|| if dir_path.is_empty() { "/".into() } else { dir_path.into() });
+            self.touched.entry(dir_ino).or_insert_with(|| {
+                if dir_path.is_empty() {
+                    "/".into()
+                } else {
+                    dir_path.into()
+                }
+            });
         }
         Ok(())
     }
@@ -761,7 +885,9 @@ impl<'a> Ext4Writer<'a> {
         let nblocks = (self.inode(dir_ino)?.size() / self.bs) as u32;
         let hint = self.linear_hint.get(&dir_ino).copied().unwrap_or(0);
         for l in hint..nblocks {
-            let Some(p) = self.map_block(dir_ino, l)? else { continue };
+            let Some(p) = self.map_block(dir_ino, l)? else {
+                continue;
+            };
             let c = self.cached(p)?;
             let mut data = c.data.clone();
             if dir::try_insert(&mut data, name, ino, ft, filetype)? {
@@ -799,11 +925,15 @@ impl<'a> Ext4Writer<'a> {
         let filetype = self.filetype();
         let csum = self.csum();
         let bs = self.bs as usize;
-        let p0 = self.map_block(dir_ino, 0)?.ok_or_else(|| Ext4Error::Corrupt("directory without block 0".into()))?;
+        let p0 = self
+            .map_block(dir_ino, 0)?
+            .ok_or_else(|| Ext4Error::Corrupt("directory without block 0".into()))?;
         let b0 = self.read_block(p0)?;
         let mut parent = dir_ino;
         let mut moved = Vec::new();
-        for e in dir::parse(&b0, filetype, &|| format!("directory inode {dir_ino} block 0"))? {
+        for e in dir::parse(&b0, filetype, &|| {
+            format!("directory inode {dir_ino} block 0")
+        })? {
             if e.inode == 0 {
                 continue;
             }
@@ -824,7 +954,14 @@ impl<'a> Ext4Writer<'a> {
             return Err(Ext4Error::Unsupported(format!("default hash version {hv}")));
         }
         let root = htree::new_root(bs, csum, dir_ino, parent, hv, filetype, &[(0, l1)]);
-        self.blocks.insert(p0, Cached { data: root, kind: Kind::DxNode(dir_ino, htree::ROOT_COUNT_OFFSET), dirty: true });
+        self.blocks.insert(
+            p0,
+            Cached {
+                data: root,
+                kind: Kind::DxNode(dir_ino, htree::ROOT_COUNT_OFFSET),
+                dirty: true,
+            },
+        );
         let mut i = self.inode(dir_ino)?;
         i.set_flags(i.flags() | inode::FL_INDEX);
         self.put_inode(dir_ino, i);
@@ -835,13 +972,22 @@ impl<'a> Ext4Writer<'a> {
         let filetype = self.filetype();
         let csum = self.csum();
         let seed = self.sb.hash_seed();
-        let max_levels = if self.sb.has_incompat(superblock::INCOMPAT_LARGEDIR) { 3 } else { 2 };
+        let max_levels = if self.sb.has_incompat(superblock::INCOMPAT_LARGEDIR) {
+            3
+        } else {
+            2
+        };
         for _attempt in 0..8 {
-            let p0 = self.map_block(dir_ino, 0)?.ok_or_else(|| Ext4Error::Corrupt("htree without block 0".into()))?;
+            let p0 = self
+                .map_block(dir_ino, 0)?
+                .ok_or_else(|| Ext4Error::Corrupt("htree without block 0".into()))?;
             let root = self.read_block(p0)?;
             let info = htree::root_info(&root)?;
             if info.levels as usize >= max_levels {
-                return Err(Ext4Error::Corrupt(format!("directory inode {dir_ino}: htree depth {}", info.levels)));
+                return Err(Ext4Error::Corrupt(format!(
+                    "directory inode {dir_ino}: htree depth {}",
+                    info.levels
+                )));
             }
             let h = hash::dirhash(self.hash_version(info.hash_version), name, &seed)?;
             // path: (physical block, count offset, chosen index)
@@ -851,7 +997,12 @@ impl<'a> Ext4Writer<'a> {
             let mut co = htree::ROOT_COUNT_OFFSET;
             let leaf_lblk;
             loop {
-                htree::check_node(&node, co, csum, &format!("directory inode {dir_ino} htree node"))?;
+                htree::check_node(
+                    &node,
+                    co,
+                    csum,
+                    &format!("directory inode {dir_ino} htree node"),
+                )?;
                 let idx = htree::find(&node, co, h);
                 path.push((pblk, co, idx));
                 let child = htree::entry(&node, co, idx).1;
@@ -859,11 +1010,15 @@ impl<'a> Ext4Writer<'a> {
                     leaf_lblk = child;
                     break;
                 }
-                pblk = self.map_block(dir_ino, child)?.ok_or_else(|| Ext4Error::Corrupt("htree points at a hole".into()))?;
+                pblk = self
+                    .map_block(dir_ino, child)?
+                    .ok_or_else(|| Ext4Error::Corrupt("htree points at a hole".into()))?;
                 node = self.read_block(pblk)?;
                 co = htree::NODE_COUNT_OFFSET;
             }
-            let leaf_p = self.map_block(dir_ino, leaf_lblk)?.ok_or_else(|| Ext4Error::Corrupt("htree leaf in a hole".into()))?;
+            let leaf_p = self
+                .map_block(dir_ino, leaf_lblk)?
+                .ok_or_else(|| Ext4Error::Corrupt("htree leaf in a hole".into()))?;
             {
                 let c = self.cached(leaf_p)?;
                 let mut data = c.data.clone();
@@ -885,7 +1040,9 @@ impl<'a> Ext4Writer<'a> {
             let leaf = self.read_block(leaf_p)?;
             let hv = self.hash_version(info.hash_version);
             let mut ents = Vec::new();
-            for e in dir::parse(&leaf, filetype, &|| format!("directory inode {dir_ino} leaf {leaf_lblk}"))? {
+            for e in dir::parse(&leaf, filetype, &|| {
+                format!("directory inode {dir_ino} leaf {leaf_lblk}")
+            })? {
                 if e.inode != 0 {
                     let eh = hash::dirhash(hv, &e.name, &seed)?;
                     ents.push((eh, e.inode, e.name, e.file_type));
@@ -908,7 +1065,9 @@ impl<'a> Ext4Writer<'a> {
                 }
             }
             let Some(m) = split else {
-                return Err(Ext4Error::Unsupported("a directory leaf full of one hash value".into()));
+                return Err(Ext4Error::Unsupported(
+                    "a directory leaf full of one hash value".into(),
+                ));
             };
             let hash2 = ents[m].0;
             let (new_l, new_p) = self.grow_dir(dir_ino)?;
@@ -929,12 +1088,20 @@ impl<'a> Ext4Writer<'a> {
             c.dirty = true;
             c.kind = Kind::DxNode(dir_ino, pco);
         }
-        Err(Ext4Error::Unsupported("htree insert did not converge".into()))
+        Err(Ext4Error::Unsupported(
+            "htree insert did not converge".into(),
+        ))
     }
 
     /// The index node above a full leaf is full: add a level under the root, or split
     /// the node into the root.
-    fn make_index_room(&mut self, dir_ino: InodeNo, path: &[(u64, usize, usize)], levels: u8, max_levels: usize) -> Result<()> {
+    fn make_index_room(
+        &mut self,
+        dir_ino: InodeNo,
+        path: &[(u64, usize, usize)],
+        levels: u8,
+        max_levels: usize,
+    ) -> Result<()> {
         let csum = self.csum();
         let bs = self.bs as usize;
         // Deepest full node whose parent has room, or the root.
@@ -962,7 +1129,11 @@ impl<'a> Ext4Writer<'a> {
             let (nl, np) = self.grow_dir(dir_ino)?;
             self.blocks.insert(
                 np,
-                Cached { data: htree::new_node(bs, csum, &ents), kind: Kind::DxNode(dir_ino, htree::NODE_COUNT_OFFSET), dirty: true },
+                Cached {
+                    data: htree::new_node(bs, csum, &ents),
+                    kind: Kind::DxNode(dir_ino, htree::NODE_COUNT_OFFSET),
+                    dirty: true,
+                },
             );
             let c = self.cached(path[0].0)?;
             htree::fill(&mut c.data, htree::ROOT_COUNT_OFFSET, csum, &[(0, nl)]);
@@ -981,7 +1152,14 @@ impl<'a> Ext4Writer<'a> {
         let (nl, np) = self.grow_dir(dir_ino)?;
         let mut up = upper.clone();
         up[0].0 = 0;
-        self.blocks.insert(np, Cached { data: htree::new_node(bs, csum, &up), kind: Kind::DxNode(dir_ino, nco), dirty: true });
+        self.blocks.insert(
+            np,
+            Cached {
+                data: htree::new_node(bs, csum, &up),
+                kind: Kind::DxNode(dir_ino, nco),
+                dirty: true,
+            },
+        );
         {
             let c = self.cached(np_blk)?;
             let lower = ents[..m].to_vec();
@@ -1007,8 +1185,14 @@ impl<'a> Ext4Writer<'a> {
         if *last == b".." {
             return Err(Ext4Error::BadName(path.to_string()));
         }
-        let ppath = parents.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
-        let pino = self.resolve(&ppath, true)?.ok_or_else(|| Ext4Error::NotFound(format!("/{ppath}")))?;
+        let ppath = parents
+            .iter()
+            .map(|c| String::from_utf8_lossy(c))
+            .collect::<Vec<_>>()
+            .join("/");
+        let pino = self
+            .resolve(&ppath, true)?
+            .ok_or_else(|| Ext4Error::NotFound(format!("/{ppath}")))?;
         Ok((pino, format!("/{ppath}"), last))
     }
 
@@ -1036,7 +1220,8 @@ impl<'a> Ext4Writer<'a> {
                 Some((ino, _)) => {
                     let i = self.inode(ino)?;
                     let target = if i.is_symlink() {
-                        self.resolve(&sub, true)?.ok_or_else(|| Ext4Error::NotFound(sub.clone()))?
+                        self.resolve(&sub, true)?
+                            .ok_or_else(|| Ext4Error::NotFound(sub.clone()))?
                     } else {
                         ino
                     };
@@ -1057,7 +1242,13 @@ impl<'a> Ext4Writer<'a> {
         Ok(cur)
     }
 
-    fn mkdir_in(&mut self, parent: InodeNo, parent_path: &str, name: &[u8], meta: &Meta) -> Result<InodeNo> {
+    fn mkdir_in(
+        &mut self,
+        parent: InodeNo,
+        parent_path: &str,
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<InodeNo> {
         let ino = self.alloc_inode(parent, true)?;
         let bs = self.bs as usize;
         let pblk = self.alloc_blocks(1, self.goal_for(parent))?[0].0;
@@ -1066,7 +1257,14 @@ impl<'a> Ext4Writer<'a> {
         let end = dir::entries_end(&b);
         dir::write_entry(&mut b, 0, ino, 12, b".", dir::FT_DIR, ft);
         dir::write_entry(&mut b, 12, parent, end - 12, b"..", dir::FT_DIR, ft);
-        self.blocks.insert(pblk, Cached { data: b, kind: Kind::DirLeaf(ino), dirty: true });
+        self.blocks.insert(
+            pblk,
+            Cached {
+                data: b,
+                kind: Kind::DirLeaf(ino),
+                dirty: true,
+            },
+        );
         let mut i = self.new_inode(inode::S_IFDIR, meta);
         i.set_links(2);
         i.set_size(self.bs);
@@ -1082,7 +1280,9 @@ impl<'a> Ext4Writer<'a> {
         let links = p.links();
         if links >= MAX_LINKS || links == 1 {
             if !self.sb.has_ro_compat(superblock::RO_COMPAT_DIR_NLINK) {
-                return Err(Ext4Error::Unsupported("a directory with more than 65000 subdirectories without dir_nlink".into()));
+                return Err(Ext4Error::Unsupported(
+                    "a directory with more than 65000 subdirectories without dir_nlink".into(),
+                ));
             }
             p.set_links(1);
         } else {
@@ -1096,16 +1296,28 @@ impl<'a> Ext4Writer<'a> {
     /// Handles an existing `name` in `parent`: an error unless `replace`; with it, the
     /// entry is removed and its inode released (blocks freed only at the commit, so data
     /// written in this session never lands in them).
-    fn take_existing(&mut self, parent: InodeNo, name: &[u8], full: &str, replace: bool, time: i64) -> Result<()> {
-        let Some((old, _)) = self.lookup_in(parent, name)? else { return Ok(()) };
+    fn take_existing(
+        &mut self,
+        parent: InodeNo,
+        name: &[u8],
+        full: &str,
+        replace: bool,
+        time: i64,
+    ) -> Result<()> {
+        let Some((old, _)) = self.lookup_in(parent, name)? else {
+            return Ok(());
+        };
         if !replace {
             return Err(Ext4Error::Exists(full.to_string()));
         }
         let mut oi = self.inode(old)?;
         if oi.is_dir() {
-            return Err(Ext4Error::Refused(format!("{full}: is a directory; only files and symlinks are replaced")));
+            return Err(Ext4Error::Refused(format!(
+                "{full}: is a directory; only files and symlinks are replaced"
+            )));
         }
-        let file_acl = super::le32(&oi.raw, 0x68) as u64 | (super::le16(&oi.raw, 0x76) as u64) << 32;
+        let file_acl =
+            super::le32(&oi.raw, 0x68) as u64 | (super::le16(&oi.raw, 0x76) as u64) << 32;
         if file_acl != 0 || oi.flags() & inode::FL_INLINE_DATA != 0 {
             return Err(Ext4Error::Unsupported(format!(
                 "{full}: replacing a file with an extended-attribute block or inline data"
@@ -1114,13 +1326,19 @@ impl<'a> Ext4Writer<'a> {
         self.remove_entry(parent, name)?;
         if oi.links() > 1 {
             oi.set_links(oi.links() - 1);
-            oi.set_times(super::le32(&oi.raw, 0x8) as i64, super::le32(&oi.raw, 0x10) as i64, time, time);
+            oi.set_times(
+                super::le32(&oi.raw, 0x8) as i64,
+                super::le32(&oi.raw, 0x10) as i64,
+                time,
+                time,
+            );
             self.put_inode(old, oi);
         } else {
             let bs = self.bs as usize;
             let bc = self.sb.blocks_count();
             let root = oi.block_area().to_vec();
-            let fast_symlink = oi.is_symlink() && oi.flags() & inode::FL_EXTENTS == 0 && oi.sectors() == 0;
+            let fast_symlink =
+                oi.is_symlink() && oi.flags() & inode::FL_EXTENTS == 0 && oi.sectors() == 0;
             if !fast_symlink {
                 let mut blocks: Vec<u64> = Vec::new();
                 if oi.flags() & inode::FL_EXTENTS != 0 {
@@ -1159,9 +1377,13 @@ impl<'a> Ext4Writer<'a> {
         let filetype = self.filetype();
         let nblocks = (self.inode(dir_ino)?.size() / self.bs) as u32;
         for l in 0..nblocks {
-            let Some(p) = self.map_block(dir_ino, l)? else { continue };
+            let Some(p) = self.map_block(dir_ino, l)? else {
+                continue;
+            };
             let b = self.read_block(p)?;
-            let ents = dir::parse(&b, filetype, &|| format!("directory inode {dir_ino} block {l}"))?;
+            let ents = dir::parse(&b, filetype, &|| {
+                format!("directory inode {dir_ino} block {l}")
+            })?;
             for (k, e) in ents.iter().enumerate() {
                 if e.inode == 0 || e.name != name {
                     continue;
@@ -1171,7 +1393,11 @@ impl<'a> Ext4Writer<'a> {
                     super::put32(&mut c.data, e.offset, 0);
                 } else {
                     let prev = &ents[k - 1];
-                    super::put16(&mut c.data, prev.offset + 4, (prev.rec_len + e.rec_len) as u16);
+                    super::put16(
+                        &mut c.data,
+                        prev.offset + 4,
+                        (prev.rec_len + e.rec_len) as u16,
+                    );
                 }
                 c.dirty = true;
                 c.kind = Kind::DirLeaf(dir_ino);
@@ -1179,11 +1405,20 @@ impl<'a> Ext4Writer<'a> {
                 return Ok(());
             }
         }
-        Err(Ext4Error::Corrupt(format!("directory inode {dir_ino}: entry vanished")))
+        Err(Ext4Error::Corrupt(format!(
+            "directory inode {dir_ino}: entry vanished"
+        )))
     }
 
     /// Creates a regular file of `size` bytes read from `reader` (exactly that many).
-    pub fn create_file(&mut self, path: &str, meta: &Meta, size: u64, reader: &mut dyn Read, replace: bool) -> Result<InodeNo> {
+    pub fn create_file(
+        &mut self,
+        path: &str,
+        meta: &Meta,
+        size: u64,
+        reader: &mut dyn Read,
+        replace: bool,
+    ) -> Result<InodeNo> {
         let (parent, ppath, name) = self.parent_and_name(path)?;
         self.check_dir_inode(parent)?;
         self.take_existing(parent, name, path, replace, meta.ctime)?;
@@ -1204,16 +1439,26 @@ impl<'a> Ext4Writer<'a> {
                 let nb = (l - off).min(chunk_blocks);
                 let bytes = (nb * self.bs) as usize;
                 let want = (left.min(bytes as u64)) as usize;
-                reader.read_exact(&mut buf[..want]).map_err(io_err(format!("reading the data of {path}")))?;
+                reader
+                    .read_exact(&mut buf[..want])
+                    .map_err(io_err(format!("reading the data of {path}")))?;
                 buf[want..bytes].fill(0);
-                self.dev.write_at(&buf[..bytes], (s + off) * self.bs).map_err(io_err(format!("writing the data of {path}")))?;
+                self.dev
+                    .write_at(&buf[..bytes], (s + off) * self.bs)
+                    .map_err(io_err(format!("writing the data of {path}")))?;
                 left -= want as u64;
                 off += nb;
             }
         }
         let mut extra = [0u8; 1];
-        if reader.read(&mut extra).map_err(io_err(format!("reading the data of {path}")))? != 0 {
-            return Err(Ext4Error::Corrupt(format!("{path}: the source is longer than the {size} bytes announced")));
+        if reader
+            .read(&mut extra)
+            .map_err(io_err(format!("reading the data of {path}")))?
+            != 0
+        {
+            return Err(Ext4Error::Corrupt(format!(
+                "{path}: the source is longer than the {size} bytes announced"
+            )));
         }
         let mut i = self.new_inode(inode::S_IFREG, meta);
         i.set_links(1);
@@ -1229,7 +1474,13 @@ impl<'a> Ext4Writer<'a> {
 
     /// Creates a symlink: in the inode when the target is shorter than 60 bytes, else in
     /// one block.
-    pub fn symlink(&mut self, path: &str, target: &[u8], meta: &Meta, replace: bool) -> Result<InodeNo> {
+    pub fn symlink(
+        &mut self,
+        path: &str,
+        target: &[u8],
+        meta: &Meta,
+        replace: bool,
+    ) -> Result<InodeNo> {
         if target.is_empty() || target.len() >= self.bs as usize || target.contains(&0) {
             return Err(Ext4Error::BadName(String::from_utf8_lossy(target).into()));
         }
@@ -1237,7 +1488,13 @@ impl<'a> Ext4Writer<'a> {
         self.check_dir_inode(parent)?;
         self.take_existing(parent, name, path, replace, meta.ctime)?;
         let ino = self.alloc_inode(parent, false)?;
-        let mut i = self.new_inode(inode::S_IFLNK, &Meta { mode: 0o777, ..*meta });
+        let mut i = self.new_inode(
+            inode::S_IFLNK,
+            &Meta {
+                mode: 0o777,
+                ..*meta
+            },
+        );
         i.set_links(1);
         i.set_size(target.len() as u64);
         if target.len() < 60 {
@@ -1246,7 +1503,9 @@ impl<'a> Ext4Writer<'a> {
             let runs = self.alloc_blocks(1, self.goal_for(parent))?;
             let mut b = vec![0u8; self.bs as usize];
             b[..target.len()].copy_from_slice(target);
-            self.dev.write_at(&b, runs[0].0 * self.bs).map_err(io_err(format!("writing symlink {path}")))?;
+            self.dev
+                .write_at(&b, runs[0].0 * self.bs)
+                .map_err(io_err(format!("writing symlink {path}")))?;
             let tree = self.map_new(ino, &mut i, &runs)?;
             i.set_sectors((1 + tree) * self.bs / 512)?;
         }
@@ -1273,7 +1532,9 @@ impl<'a> Ext4Writer<'a> {
             let bm = self.block_bitmap(g)?;
             let i = ((b - fdb) % bpg) as usize;
             if !test_bit(bm, i) {
-                return Err(Ext4Error::Corrupt(format!("block {b} of a replaced file was already free")));
+                return Err(Ext4Error::Corrupt(format!(
+                    "block {b} of a replaced file was already free"
+                )));
             }
             alloc::clear_bit(bm, i);
             self.bb_dirty.insert(g);
@@ -1282,7 +1543,12 @@ impl<'a> Ext4Writer<'a> {
             self.gd_dirty.insert(g);
             self.sb.set_free_blocks(self.sb.free_blocks() + 1);
         }
-        let dirty: Vec<u64> = self.blocks.iter().filter(|(_, c)| c.dirty).map(|(&p, _)| p).collect();
+        let dirty: Vec<u64> = self
+            .blocks
+            .iter()
+            .filter(|(_, c)| c.dirty)
+            .map(|(&p, _)| p)
+            .collect();
         for p in dirty {
             let kind = self.blocks[&p].kind;
             if csum {
@@ -1302,7 +1568,9 @@ impl<'a> Ext4Writer<'a> {
                 }
             }
             let c = &self.blocks[&p];
-            self.dev.write_at(&c.data, p * bs).map_err(io_err(format!("writing metadata block {p}")))?;
+            self.dev
+                .write_at(&c.data, p * bs)
+                .map_err(io_err(format!("writing metadata block {p}")))?;
             self.report.metadata_blocks_written += 1;
         }
         for ino in std::mem::take(&mut self.inode_dirty) {
@@ -1311,12 +1579,16 @@ impl<'a> Ext4Writer<'a> {
                 i.finish(seed, ino);
             }
             let off = self.inode_location(ino)?;
-            self.dev.write_at(&i.raw, off).map_err(io_err(format!("writing inode {ino}")))?;
+            self.dev
+                .write_at(&i.raw, off)
+                .map_err(io_err(format!("writing inode {ino}")))?;
         }
         for g in std::mem::take(&mut self.bb_dirty) {
             let b = self.block_bitmaps[&g].clone();
             let loc = self.groups[g as usize].block_bitmap();
-            self.dev.write_at(&b, loc * bs).map_err(io_err(format!("writing the block bitmap of group {g}")))?;
+            self.dev
+                .write_at(&b, loc * bs)
+                .map_err(io_err(format!("writing the block bitmap of group {g}")))?;
             if csum {
                 let c = alloc::block_bitmap_csum(&self.sb, &b);
                 self.groups[g as usize].set_block_bitmap_csum(c);
@@ -1325,7 +1597,9 @@ impl<'a> Ext4Writer<'a> {
         for g in std::mem::take(&mut self.ib_dirty) {
             let b = self.inode_bitmaps[&g].clone();
             let loc = self.groups[g as usize].inode_bitmap();
-            self.dev.write_at(&b, loc * bs).map_err(io_err(format!("writing the inode bitmap of group {g}")))?;
+            self.dev
+                .write_at(&b, loc * bs)
+                .map_err(io_err(format!("writing the inode bitmap of group {g}")))?;
             if csum {
                 let c = alloc::inode_bitmap_csum(&self.sb, &b);
                 self.groups[g as usize].set_inode_bitmap_csum(c);
@@ -1339,10 +1613,14 @@ impl<'a> Ext4Writer<'a> {
             gd.finish(&sb, g);
             let loc = sb.desc_block_location(g / per);
             let off = loc * bs + (g % per) as u64 * ds;
-            self.dev.write_at(&gd.raw, off).map_err(io_err(format!("writing group descriptor {g}")))?;
+            self.dev
+                .write_at(&gd.raw, off)
+                .map_err(io_err(format!("writing group descriptor {g}")))?;
         }
         self.sb.finish();
-        self.dev.write_at(&self.sb.raw, SUPERBLOCK_OFFSET).map_err(io_err("writing the superblock"))?;
+        self.dev
+            .write_at(&self.sb.raw, SUPERBLOCK_OFFSET)
+            .map_err(io_err("writing the superblock"))?;
         self.dev.flush().map_err(io_err("flushing the image"))?;
         let mut report = std::mem::take(&mut self.report);
         report.existing_dirs_changed = self.touched.values().cloned().collect();
@@ -1365,7 +1643,14 @@ impl MetaIo for Ext4Writer<'_> {
     fn alloc_meta(&mut self, goal: u64) -> Result<u64> {
         let p = self.alloc_blocks(1, goal)?[0].0;
         let kind = self.meta_kind;
-        self.blocks.insert(p, Cached { data: vec![0; self.bs as usize], kind, dirty: true });
+        self.blocks.insert(
+            p,
+            Cached {
+                data: vec![0; self.bs as usize],
+                kind,
+                dirty: true,
+            },
+        );
         Ok(p)
     }
 }
@@ -1376,7 +1661,10 @@ mod tests {
 
     #[test]
     fn paths_are_split_and_checked() {
-        assert_eq!(split_path("/a//b/./c/").unwrap(), vec![b"a" as &[u8], b"b", b"c"]);
+        assert_eq!(
+            split_path("/a//b/./c/").unwrap(),
+            vec![b"a" as &[u8], b"b", b"c"]
+        );
         assert!(split_path(&"x".repeat(256)).is_err());
         assert!(split_path("a/\0b").is_err());
     }
