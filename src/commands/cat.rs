@@ -1,20 +1,14 @@
 use std::io::Write;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::cli::{CatArgs, GlobalArgs};
-use crate::commands::Outcome;
+use crate::commands::{readable_guest, Outcome};
 use crate::guest::layout;
 
 pub fn cat(args: &CatArgs, _global: &GlobalArgs) -> Result<Outcome> {
     let l = layout::open(&args.image)?;
-    let guest = l.guest.as_ref().ok_or_else(|| {
-        anyhow!(
-            "{}: no readable root filesystem: {}",
-            args.image.display(),
-            l.problems.join("; ")
-        )
-    })?;
+    let guest = readable_guest(&l, &args.image)?;
     let bytes = guest
         .read(&args.path)
         .with_context(|| format!("{}", args.image.display()))?;

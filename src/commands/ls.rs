@@ -1,20 +1,14 @@
 use std::io::Write;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::cli::{GlobalArgs, LsArgs};
-use crate::commands::Outcome;
+use crate::commands::{readable_guest, Outcome};
 use crate::guest::{layout, DirEntry, FileKind};
 
 pub fn ls(args: &LsArgs, global: &GlobalArgs) -> Result<Outcome> {
     let l = layout::open(&args.image)?;
-    let guest = l.guest.as_ref().ok_or_else(|| {
-        anyhow!(
-            "{}: no readable root filesystem: {}",
-            args.image.display(),
-            l.problems.join("; ")
-        )
-    })?;
+    let guest = readable_guest(&l, &args.image)?;
     let ctx = || format!("{}", args.image.display());
     // Like ls: a directory (or a link to one) is listed; anything else is shown itself.
     let st = guest.stat(&args.path).with_context(ctx)?;

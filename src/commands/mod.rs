@@ -40,6 +40,20 @@ impl From<Outcome> for std::process::ExitCode {
     }
 }
 
+/// The image's root filesystem, or an error naming the image and why none could be read.
+pub(crate) fn readable_guest<'a>(
+    layout: &'a crate::guest::layout::Layout,
+    image: &std::path::Path,
+) -> Result<&'a crate::guest::Guest> {
+    layout.guest.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: no readable root filesystem: {}",
+            image.display(),
+            layout.problems.join("; ")
+        )
+    })
+}
+
 pub fn run(cli: Cli) -> Result<Outcome> {
     let global: &GlobalArgs = &cli.global;
     match &cli.command {
