@@ -6,10 +6,12 @@
 
 pub mod cache;
 pub mod cli;
+#[cfg(feature = "net")]
 pub mod commands;
 pub mod disk;
 pub mod fs;
 pub mod guest;
+#[cfg(feature = "net")]
 pub mod http;
 pub mod lockfile;
 pub mod partition;

@@ -1,7 +1,7 @@
 //! `graft copy-in`: copy a host directory tree into an ext2/3/4 filesystem of an image.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -210,19 +210,10 @@ pub fn copy_in(args: &CopyInArgs, global: &GlobalArgs) -> Result<Outcome> {
             }
         })
         .sum();
-    let bar = (!global.quiet && std::io::stderr().is_terminal()).then(|| {
-        let b = indicatif::ProgressBar::new(total);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
-        {
-            b.set_style(style);
-        }
-        b.set_message("copying");
-        b
-    });
+    let bar = output::byte_bar(global, total, "copying");
     let dest = output::destination(&args.image, &args.out)?;
     let label = dest.path.clone();
-    let ((), written) = output::write_image(&args.image, &dest, Some(args.epoch), |w| {
+    let result = output::write_image(&args.image, &dest, Some(args.epoch), |w| {
         let n = needs(w, &items, &args.guest_dir)?;
         w.check_space(&n)
             .with_context(|| format!("{}: checking free space", label.display()))?;
@@ -236,10 +227,12 @@ pub fn copy_in(args: &CopyInArgs, global: &GlobalArgs) -> Result<Outcome> {
             args.replace,
             bar.as_ref(),
         )
-    })?;
+    });
+    // Cleared before any error is printed, so the message starts on its own line.
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let ((), written) = result?;
     if global.json {
         let v = serde_json::json!({
             "image": written.output,

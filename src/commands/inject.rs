@@ -160,6 +160,7 @@ pub fn inject_plan(
     facts: &GuestFacts,
     layout: &crate::guest::Layout,
     replace: bool,
+    global: &GlobalArgs,
 ) -> Result<Written> {
     let g = layout.guest.as_ref().context("no guest filesystem")?;
     plan.check_guest(facts, g)
@@ -167,16 +168,23 @@ pub fn inject_plan(
     plan.check_conflicts(g, replace)
         .with_context(|| format!("{}", image.display()))?;
     let label = dest.path.clone();
-    let ((), written) =
-        output::write_image(image, dest, Some(plan.manifest.source_date_epoch), |w| {
-            let n = plan.needs(w);
-            w.check_space(&n).with_context(|| {
-                format!("{}: checking free space before writing", label.display())
-            })?;
-            plan.apply(w, replace)
-                .with_context(|| format!("{}: writing the payload", label.display()))?;
-            Ok(())
-        })?;
+    let bar = output::byte_bar(global, plan.file_stats().1, "writing the payload");
+    let result = output::write_image(image, dest, Some(plan.manifest.source_date_epoch), |w| {
+        let n = plan.needs(w);
+        w.check_space(&n)
+            .with_context(|| format!("{}: checking free space before writing", label.display()))?;
+        plan.apply(w, replace, &mut |n| {
+            if let Some(b) = &bar {
+                b.inc(n)
+            }
+        })
+        .with_context(|| format!("{}: writing the payload", label.display()))?;
+        Ok(())
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let ((), written) = result?;
     Ok(written)
 }
 
@@ -191,7 +199,7 @@ pub fn run_inject(
     let dest = output::destination(image, out)?;
     let (layout, facts) = read_guest(image)?;
     let plan = load_plan(source, &facts, image, global)?;
-    let written = inject_plan(image, &dest, &plan, &facts, &layout, replace)?;
+    let written = inject_plan(image, &dest, &plan, &facts, &layout, replace, global)?;
     Ok((plan, written))
 }
 

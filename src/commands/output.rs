@@ -119,6 +119,27 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// A byte-counting progress bar on a terminal's stderr, or none (quiet, or not a terminal):
+/// CI logs get the summary, not redraws.
+pub fn byte_bar(
+    global: &crate::cli::GlobalArgs,
+    total: u64,
+    message: &'static str,
+) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if global.quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(message);
+    Some(bar)
+}
+
 /// What writing into the root filesystem changed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Written {

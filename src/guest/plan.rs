@@ -262,7 +262,14 @@ impl Plan {
     }
 
     /// Performs every operation through the writer (which is committed by the caller).
-    pub fn apply(&self, w: &mut Ext4Writer, replace: bool) -> Result<(), Ext4Error> {
+    /// Writes every entry; `on_file` hears each regular file's size once it is written
+    /// (a progress bar's feed).
+    pub fn apply(
+        &self,
+        w: &mut Ext4Writer,
+        replace: bool,
+        on_file: &mut dyn FnMut(u64),
+    ) -> Result<(), Ext4Error> {
         for op in &self.ops {
             let meta = Meta::new(op.mode, op.uid, op.gid, op.mtime);
             match &op.kind {
@@ -277,6 +284,7 @@ impl Plan {
                         &mut data.as_slice(),
                         replace,
                     )?;
+                    on_file(data.len() as u64);
                 }
                 OpKind::Symlink(target) => {
                     w.symlink(&op.path, target.as_bytes(), &meta, replace)?;
