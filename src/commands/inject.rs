@@ -31,14 +31,7 @@ pub enum Source<'a> {
 pub fn read_guest(image: &Path) -> Result<(crate::guest::Layout, GuestFacts)> {
     let layout = crate::guest::layout::open(image)
         .with_context(|| format!("opening {}", image.display()))?;
-    let Some(g) = layout.guest.as_ref() else {
-        bail!(
-            "{}: no root filesystem graft can read: {}",
-            image.display(),
-            layout.problems.join("; ")
-        );
-    };
-    let facts = inspect::inspect(g);
+    let facts = inspect::inspect(super::readable_guest(&layout, image)?);
     Ok((layout, facts))
 }
 

@@ -452,13 +452,7 @@ fn check_guest(g: &Guest, m: &Manifest, manifest_path: &str) -> Result<Vec<Findi
 fn verify_manifest(image: &Path, args: &VerifyArgs, global: &GlobalArgs) -> Result<Outcome> {
     let layout = crate::guest::layout::open(image)
         .with_context(|| format!("opening {}", image.display()))?;
-    let Some(g) = layout.guest.as_ref() else {
-        bail!(
-            "{}: no root filesystem graft can read: {}",
-            image.display(),
-            layout.problems.join("; ")
-        );
-    };
+    let g = super::readable_guest(&layout, image)?;
     let (source, manifest) = match &args.manifest {
         Some(p) => {
             let text = std::fs::read_to_string(p)
