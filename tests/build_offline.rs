@@ -4,11 +4,12 @@
 //! checks every entry against the manifest, sha256 is recomputed here.
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sha2::{Digest, Sha256};
+mod package_support;
+use package_support::{record_hash, sdist, sha256_hex, wheel_zip};
 
 const EPOCH: i64 = 1_700_000_000;
 
@@ -16,58 +17,14 @@ fn graft() -> Command {
     Command::new(env!("CARGO_BIN_EXE_graft"))
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-fn record_hash(data: &[u8]) -> String {
-    // urlsafe base64 without padding, written out here independently of graft's.
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let d = Sha256::digest(data);
-    let mut s = String::new();
-    for c in d.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..=c.len() {
-            s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    s
-}
-
 /// A wheel: `files` are (member name, bytes); WHEEL and RECORD are added unless `record`
 /// overrides RECORD's text.
 fn wheel(dist: &str, version: &str, files: &[(&str, &[u8])], record: Option<String>) -> Vec<u8> {
-    let di = format!("{dist}-{version}.dist-info");
-    let mut all: Vec<(String, Vec<u8>)> = files
+    let members = files
         .iter()
         .map(|(n, d)| (n.to_string(), d.to_vec()))
         .collect();
-    all.push((
-        format!("{di}/WHEEL"),
-        b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
-    ));
-    let record = record.unwrap_or_else(|| {
-        let mut r = String::new();
-        for (n, d) in &all {
-            r.push_str(&format!("{n},sha256={},{}\n", record_hash(d), d.len()));
-        }
-        r.push_str(&format!("{di}/RECORD,,\n"));
-        r
-    });
-    all.push((format!("{di}/RECORD"), record.into_bytes()));
-    let mut buf = Cursor::new(Vec::new());
-    let mut zw = zip::ZipWriter::new(&mut buf);
-    for (n, d) in all {
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .unix_permissions(0o644);
-        zw.start_file(n, opts).unwrap();
-        zw.write_all(&d).unwrap();
-    }
-    zw.finish().unwrap();
-    buf.into_inner()
+    wheel_zip(dist, version, members, record)
 }
 
 /// A wheel whose one member has a hostile name. The zip crate's writer would not write
@@ -92,23 +49,6 @@ fn wheel_with_member_name(dist: &str, name: &str) -> Vec<u8> {
         "the name appears in the local header and the central directory"
     );
     w
-}
-
-fn sdist(top: &str, files: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut b = tar::Builder::new(gz);
-    for (path, data, mode) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(*mode);
-        h.set_mtime(12345);
-        h.set_uid(1000);
-        h.set_username("zuul").unwrap();
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("{top}/{path}"), *data)
-            .unwrap();
-    }
-    b.into_inner().unwrap().finish().unwrap()
 }
 
 struct Fixture {

@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use sha2::{Digest, Sha256};
+mod package_support;
+use package_support::{sdist, sha256_hex, wheel_zip};
 
 const EPOCH: i64 = 1_700_000_000;
 const PART_START: u64 = 1 << 20;
@@ -23,10 +24,6 @@ const ROOT_TYPE: &str = "4F68BCE3-E8CD-4C31-B1D5-0A1B0A6E3B27";
 
 fn graft() -> Command {
     Command::new(env!("CARGO_BIN_EXE_graft"))
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }
 
 fn file_sha(p: &Path) -> String {
@@ -60,67 +57,17 @@ fn run(cmd: &mut Command) -> Output {
 
 // ------------------------------------------------------------------ the payload
 
-fn record_hash(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let d = Sha256::digest(data);
-    let mut s = String::new();
-    for c in d.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..=c.len() {
-            s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    s
-}
-
+/// A wheel with METADATA, WHEEL and RECORD besides `files` (member name, bytes).
 fn wheel(dist: &str, version: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
-    let di = format!("{dist}-{version}.dist-info");
-    let mut all: Vec<(String, Vec<u8>)> = files
+    let mut members: Vec<(String, Vec<u8>)> = files
         .iter()
         .map(|(n, d)| (n.to_string(), d.to_vec()))
         .collect();
-    all.push((
-        format!("{di}/METADATA"),
+    members.push((
+        format!("{dist}-{version}.dist-info/METADATA"),
         format!("Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n").into_bytes(),
     ));
-    all.push((
-        format!("{di}/WHEEL"),
-        b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
-    ));
-    let mut record = String::new();
-    for (n, d) in &all {
-        record.push_str(&format!("{n},sha256={},{}\n", record_hash(d), d.len()));
-    }
-    record.push_str(&format!("{di}/RECORD,,\n"));
-    all.push((format!("{di}/RECORD"), record.into_bytes()));
-    let mut buf = Cursor::new(Vec::new());
-    let mut zw = zip::ZipWriter::new(&mut buf);
-    for (n, d) in all {
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .unix_permissions(0o644);
-        zw.start_file(n, opts).unwrap();
-        zw.write_all(&d).unwrap();
-    }
-    zw.finish().unwrap();
-    buf.into_inner()
-}
-
-fn sdist(top: &str, files: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut b = tar::Builder::new(gz);
-    for (path, data, mode) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(*mode);
-        h.set_mtime(12345);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("{top}/{path}"), *data)
-            .unwrap();
-    }
-    b.into_inner().unwrap().finish().unwrap()
+    wheel_zip(dist, version, members, None)
 }
 
 const RECIPE: &str = r#"
