@@ -175,11 +175,7 @@ impl Lockfile {
                 if a.size == 0 {
                     return Err(format!("{place}: size is 0"));
                 }
-                if a.filename.is_empty()
-                    || a.filename.contains('/')
-                    || a.filename.contains('\\')
-                    || a.filename.starts_with('.')
-                {
+                if !crate::util::is_plain_filename(&a.filename) {
                     return Err(format!("{place}: filename is not a plain file name"));
                 }
                 if a.filename.contains("://") || a.name.contains("://") {

@@ -110,13 +110,20 @@ impl Write for AtomicFile {
 }
 
 fn current_umask() -> u32 {
-    // umask(2) can only be read by setting it; set it back at once. Not thread-safe in
-    // principle, but only the mode of our own output file depends on the answer.
-    unsafe {
+    // umask(2) can only be read by setting it and setting it back; doing that once, under
+    // a OnceLock, keeps two threads from interleaving and leaving 022 behind.
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| unsafe {
         let old = libc::umask(0o022);
         libc::umask(old);
         old as u32
-    }
+    })
+}
+
+/// A name with no directory part, not hidden, no NUL: safe as one file name in a directory
+/// graft owns (cache entries, lockfile artifact names, downloads).
+pub fn is_plain_filename(name: &str) -> bool {
+    !(name.is_empty() || name.contains(['/', '\\', '\0']) || name.starts_with('.'))
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/graft`, else `$HOME/.cache/graft`.

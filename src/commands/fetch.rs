@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, Context, Result};
@@ -19,14 +18,6 @@ use crate::commands::Outcome;
 use crate::lockfile::{Artifact, ArtifactKind, LockedTarget};
 use crate::python::index::{IndexError, IndexFile, PackageIndex};
 use crate::recipe::Recipe;
-
-/// The interpreter whose pip configuration names the index.
-fn host_python() -> PathBuf {
-    std::env::var_os("GRAFT_PYTHON")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("python3"))
-}
 
 /// Every distinct artifact of `targets` (the same file in two targets is fetched once).
 fn artifacts_of<'a>(targets: &[&'a LockedTarget]) -> Vec<&'a Artifact> {
@@ -121,8 +112,11 @@ impl LockSource<'_> {
     fn index(&self) -> Result<&PackageIndex, FetchFailure> {
         self.index
             .get_or_init(|| {
-                PackageIndex::discover(self.index_url.as_deref(), &host_python())
-                    .map_err(|e| e.to_string())
+                PackageIndex::discover(
+                    self.index_url.as_deref(),
+                    &crate::python::pip::default_python(),
+                )
+                .map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(|e| FetchFailure::Permanent(e.clone()))

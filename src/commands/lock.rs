@@ -295,7 +295,7 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
             }
             _ => digest.clone(),
         };
-    let mut lockfile = Lockfile {
+    let lockfile = Lockfile {
         schema: LOCK_SCHEMA,
         graft_version: env!("CARGO_PKG_VERSION").to_string(),
         recipe: recipe.name.clone(),
@@ -303,7 +303,6 @@ pub fn lock(args: &LockArgs, global: &GlobalArgs) -> Result<Outcome> {
         source_date_epoch: recipe.source_date_epoch,
         targets: new_targets,
     };
-    lockfile.sort();
     let text = lockfile.to_toml();
     // What we write must be what we read back.
     Lockfile::parse(&text, &args.output.display().to_string())

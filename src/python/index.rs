@@ -457,23 +457,7 @@ pub fn pip_default_index(python: &Path) -> Result<String, IndexError> {
     Ok(text)
 }
 
-/// PEP 503 name normalisation: lower case, runs of `-`, `_`, `.` become one `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_sep = false;
-    for c in name.trim().chars() {
-        if matches!(c, '-' | '_' | '.') {
-            in_sep = true;
-            continue;
-        }
-        if in_sep && !out.is_empty() {
-            out.push('-');
-        }
-        in_sep = false;
-        out.extend(c.to_lowercase());
-    }
-    out
-}
+pub use super::normalize_name;
 
 /// Parses a PEP 691 JSON project page.
 pub fn parse_json_page(text: &str, page_url: &Url) -> Result<Vec<IndexFile>, String> {
@@ -588,18 +572,13 @@ fn strip_fragment(mut url: Url) -> String {
 }
 
 fn check_filename(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || name.contains('/')
-        || name.contains('\\')
-        || name.starts_with('.')
-        || name.contains('\0')
-    {
+    if !crate::util::is_plain_filename(name) {
         return Err(format!("file name {name:?} is not a plain file name"));
     }
     Ok(())
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

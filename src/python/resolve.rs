@@ -447,7 +447,7 @@ pub fn parse_report(text: &str) -> Result<Vec<ResolvedDist>, String> {
         out.push(ResolvedDist {
             name: normalize_name(&item.metadata.name),
             version: item.metadata.version,
-            filename: percent_decode_simple(&filename),
+            filename: crate::python::index::percent_decode(&filename),
             url,
             sha256: sha256.map(|h| h.to_ascii_lowercase()),
             requested: item.requested,
@@ -455,24 +455,6 @@ pub fn parse_report(text: &str) -> Result<Vec<ResolvedDist>, String> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
-}
-
-fn percent_decode_simple(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How a target is described in messages.
@@ -1018,8 +1000,8 @@ pub fn lock_url_archive(archive: &Archive, keep: Option<&Artifact>) -> Result<Ar
 pub fn url_filename(url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(url).ok()?;
     let last = parsed.path_segments()?.next_back()?.to_string();
-    let name = percent_decode_simple(&last);
-    (!name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\'])).then_some(name)
+    let name = crate::python::index::percent_decode(&last);
+    crate::util::is_plain_filename(&name).then_some(name)
 }
 
 #[cfg(test)]

@@ -118,13 +118,13 @@ pub fn install(
         .filter_map(|p| p.split_once('/').map(|(top, _)| top))
         .filter(|top| top.ends_with(".dist-info"))
         .collect();
-    let wanted = normalize(&name.distribution);
+    let wanted = super::normalize_name(&name.distribution);
     let dist_info = match dist_infos
         .iter()
         .filter(|d| {
             d.strip_suffix(".dist-info")
                 .and_then(|s| s.rsplit_once('-'))
-                .map(|(n, _)| normalize(n))
+                .map(|(n, _)| super::normalize_name(n))
                 == Some(wanted.clone())
         })
         .collect::<Vec<_>>()
@@ -631,24 +631,6 @@ fn urlsafe_b64_nopad(bytes: &[u8]) -> String {
         let chars = chunk.len() + 1;
         for i in 0..chars {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// PEP 503 normalisation, for comparing distribution names.
-fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut last_sep = false;
-    for c in name.chars() {
-        if c == '-' || c == '_' || c == '.' {
-            if !last_sep {
-                out.push('-');
-            }
-            last_sep = true;
-        } else {
-            out.push(c.to_ascii_lowercase());
-            last_sep = false;
         }
     }
     out
