@@ -35,10 +35,6 @@ pub fn read_guest(image: &Path) -> Result<(crate::guest::Layout, GuestFacts)> {
     Ok((layout, facts))
 }
 
-fn version_key(v: &str) -> Vec<u64> {
-    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
-}
-
 /// The lockfile target for an image: `requested`, or with `auto` the one whose Python is
 /// the guest's `/usr/bin/python3`, whose architecture is the guest's and whose glibc is no
 /// newer than the guest's (the newest such glibc wins).
@@ -61,15 +57,15 @@ pub(crate) fn choose_target<'a>(
     let fits = |t: &&LockedTarget| {
         facts.architecture.as_deref() == Some(t.arch.as_str())
             && facts.python.default.as_deref() == Some(t.python.as_str())
-            && facts
-                .glibc
-                .as_deref()
-                .is_some_and(|g| version_key(&t.glibc) <= version_key(g))
+            && facts.glibc.as_deref().is_some_and(|g| {
+                crate::guest::inspect::version_key(&t.glibc)
+                    <= crate::guest::inspect::version_key(g)
+            })
     };
     let mut candidates: Vec<&LockedTarget> = inputs.lock.targets.iter().filter(fits).collect();
     candidates.sort_by(|a, b| {
-        version_key(&b.glibc)
-            .cmp(&version_key(&a.glibc))
+        crate::guest::inspect::version_key(&b.glibc)
+            .cmp(&crate::guest::inspect::version_key(&a.glibc))
             .then(a.name.cmp(&b.name))
     });
     if let Some(t) = candidates.first() {
@@ -140,7 +136,7 @@ pub fn load_plan(
             let cache = open_cache(global)?;
             super::fetch::fill_cache(&cache, &inputs, &[t], None, 4, global)?;
             let assembled = assemble(&inputs, t, None, &cache)?;
-            Ok(Plan::from_tree(&assembled.tree, &assembled.manifest))
+            Ok(Plan::from_tree(assembled.tree, assembled.manifest))
         }
     }
 }

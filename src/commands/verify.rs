@@ -202,10 +202,10 @@ fn compare(t: &Member, o: &Member) -> Option<String> {
         }
         _ => {}
     }
-    if t.raw_mode != o.raw_mode {
+    if t.entry.mode != o.entry.mode {
         return Some(format!(
             "mode differs (payload: {:04o}; rebuild: {:04o})",
-            t.raw_mode, o.raw_mode
+            t.entry.mode, o.entry.mode
         ));
     }
     if (t.uid, t.gid) != (o.uid, o.gid) {

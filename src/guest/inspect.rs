@@ -142,7 +142,8 @@ fn python_version_of(name: &str) -> Option<String> {
     Some(format!("{major}.{minor}"))
 }
 
-fn version_key(v: &str) -> Vec<u64> {
+/// A dotted version as numbers, for ordering ("3.10" after "3.9").
+pub(crate) fn version_key(v: &str) -> Vec<u64> {
     v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
 }
 

@@ -64,23 +64,24 @@ pub struct Plan {
 impl Plan {
     /// From an assembled tree; every entry gets root ownership and the lockfile's epoch,
     /// exactly as the archive of the same tree would carry them.
-    pub fn from_tree(tree: &Tree, manifest: &Manifest) -> Plan {
+    pub fn from_tree(tree: Tree, manifest: Manifest) -> Plan {
+        let epoch = manifest.source_date_epoch;
         let ops = tree
-            .iter()
+            .into_entries()
             .map(|(path, e)| Op {
                 path: format!("/{path}"),
-                kind: match &e.node {
+                kind: match e.node {
                     Node::Dir => OpKind::Dir,
-                    Node::File { data, .. } => OpKind::File(data.clone()),
-                    Node::Symlink { target } => OpKind::Symlink(target.clone()),
+                    Node::File { data, .. } => OpKind::File(data),
+                    Node::Symlink { target } => OpKind::Symlink(target),
                 },
                 mode: (e.mode & 0o7777) as u16,
                 uid: 0,
                 gid: 0,
-                mtime: manifest.source_date_epoch,
+                mtime: epoch,
             })
             .collect();
-        Plan::finish(ops, manifest.clone())
+        Plan::finish(ops, manifest)
     }
 
     /// From the members of a payload archive; the manifest is the one inside it.
@@ -120,7 +121,7 @@ impl Plan {
             .into_values()
             .map(|m| Op {
                 path: format!("/{}", m.path),
-                mode: (m.raw_mode & 0o7777) as u16,
+                mode: m.entry.mode as u16,
                 uid: m.uid.min(u32::MAX as u64) as u32,
                 gid: m.gid.min(u32::MAX as u64) as u32,
                 mtime: m.mtime.min(i64::MAX as u64) as i64,
@@ -332,7 +333,7 @@ mod tests {
     #[test]
     fn tree_and_archive_give_the_same_plan() {
         let (t, m) = sample();
-        let a = Plan::from_tree(&t, &m);
+        let a = Plan::from_tree(t.clone(), m.clone());
         let bytes = archive::write_tar_gz(&t, 7, Vec::new()).unwrap();
         let b = Plan::from_members(
             archive::read_tar_gz(bytes.as_slice(), 0, "t").unwrap(),

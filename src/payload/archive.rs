@@ -93,9 +93,8 @@ pub fn write_tar_gz<W: Write>(tree: &Tree, epoch: i64, out: W) -> io::Result<W> 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub path: String,
+    /// Its mode is the stored permission bits (`& 0o7777`), not normalised.
     pub entry: Entry,
-    /// The mode bits exactly as stored, before any normalisation.
-    pub raw_mode: u32,
     pub mtime: u64,
     pub uid: u64,
     pub gid: u64,
@@ -201,7 +200,6 @@ pub fn read_tar_gz(
                 node,
                 mode: raw_mode,
             },
-            raw_mode,
             mtime,
             uid,
             gid,

@@ -62,7 +62,7 @@ pub struct BuildSpec<'a> {
 pub struct Assembled {
     pub tree: Tree,
     pub manifest: Manifest,
-    /// Bytes of the wheels once unpacked, for the summary.
+    /// How many wheels were installed, for the summary.
     pub wheel_count: usize,
 }
 

@@ -129,6 +129,11 @@ impl Tree {
         self.entries.iter()
     }
 
+    /// The entries in path order, by value (no copy of the file data).
+    pub fn into_entries(self) -> impl Iterator<Item = (String, Entry)> {
+        self.entries.into_iter()
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
