@@ -77,6 +77,19 @@ pub struct Partition {
     pub logical: bool,
 }
 
+impl Partition {
+    /// An MBR extended partition: a container of logical partitions, holding no
+    /// filesystem of its own.
+    pub fn is_extended(&self) -> bool {
+        u8::from_str_radix(self.type_id.trim_start_matches("0x"), 16)
+            .is_ok_and(|t| self.type_id.starts_with("0x") && is_extended_type(t))
+    }
+}
+
+fn is_extended_type(t: u8) -> bool {
+    matches!(t, 0x05 | 0x0f | 0x85)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionTable {
     pub kind: TableKind,
@@ -165,11 +178,7 @@ fn check(dev: &dyn BlockDevice, t: PartitionTable) -> Result<PartitionTable, Par
         }
     }
     // An extended partition is a container: the logical partitions are inside it.
-    let mut sorted: Vec<&Partition> = t
-        .partitions
-        .iter()
-        .filter(|p| p.type_name != "Extended")
-        .collect();
+    let mut sorted: Vec<&Partition> = t.partitions.iter().filter(|p| !p.is_extended()).collect();
     sorted.sort_by_key(|p| (p.start, p.index));
     for w in sorted.windows(2) {
         if w[0].start + w[0].size > w[1].start {
@@ -270,7 +279,7 @@ pub fn mbr_type_name(t: u8) -> &'static str {
     match t {
         0x01 => "FAT12",
         0x04 | 0x06 | 0x0e => "FAT16",
-        0x05 | 0x0f | 0x85 => "Extended",
+        t if is_extended_type(t) => "Extended",
         0x07 => "HPFS/NTFS/exFAT",
         0x0b | 0x0c => "FAT32",
         0x82 => "Linux swap",

@@ -36,6 +36,36 @@ const INCOMPAT_EXTERNAL_DATA: u64 = 1 << 2;
 const INCOMPAT_COMPRESSION_TYPE: u64 = 1 << 3;
 const INCOMPAT_EXTENDED_L2: u64 = 1 << 4;
 
+/// The incompatible features graft knows and refuses, in the order they are checked:
+/// (bit, why, what to do).
+const REFUSED_INCOMPAT: [(u64, &str, &str); 5] = [
+    (
+        INCOMPAT_DIRTY,
+        "the image is marked dirty (it was not closed cleanly; refcounts may be stale)",
+        "run `qemu-img check -r all` on it first",
+    ),
+    (
+        INCOMPAT_CORRUPT,
+        "the image is marked corrupt",
+        "run `qemu-img check -r all` on it first",
+    ),
+    (
+        INCOMPAT_EXTERNAL_DATA,
+        "the image keeps its data in an external data file",
+        "convert it to a self-contained image: qemu-img convert -O qcow2 IN OUT",
+    ),
+    (
+        INCOMPAT_COMPRESSION_TYPE,
+        "the image uses a compression type other than zlib (zstd)",
+        "recompress it with zlib: qemu-img convert -c -o compression_type=zlib -O qcow2 IN OUT",
+    ),
+    (
+        INCOMPAT_EXTENDED_L2,
+        "the image uses extended L2 entries (subclusters)",
+        "convert it without them: qemu-img convert -O qcow2 -o extended_l2=off IN OUT",
+    ),
+];
+
 const EXT_END: u32 = 0;
 const EXT_BACKING_FORMAT: u32 = 0xe279_2aca;
 const EXT_EXTERNAL_DATA_FILE: u32 = 0x4441_5441;
@@ -133,47 +163,13 @@ impl Header {
                 "decrypt it first: qemu-img convert --object secret,... --image-opts ... -O qcow2 OUT",
             ));
         }
-        if incompatible_features & INCOMPAT_DIRTY != 0 {
-            return Err(DiskError::unsupported(
-                path,
-                "the image is marked dirty (it was not closed cleanly; refcounts may be stale)",
-                "run `qemu-img check -r all` on it first",
-            ));
+        for (bit, reason, hint) in REFUSED_INCOMPAT {
+            if incompatible_features & bit != 0 {
+                return Err(DiskError::unsupported(path, reason, hint));
+            }
         }
-        if incompatible_features & INCOMPAT_CORRUPT != 0 {
-            return Err(DiskError::unsupported(
-                path,
-                "the image is marked corrupt",
-                "run `qemu-img check -r all` on it first",
-            ));
-        }
-        if incompatible_features & INCOMPAT_EXTERNAL_DATA != 0 {
-            return Err(DiskError::unsupported(
-                path,
-                "the image keeps its data in an external data file",
-                "convert it to a self-contained image: qemu-img convert -O qcow2 IN OUT",
-            ));
-        }
-        if incompatible_features & INCOMPAT_COMPRESSION_TYPE != 0 {
-            return Err(DiskError::unsupported(
-                path,
-                "the image uses a compression type other than zlib (zstd)",
-                "recompress it with zlib: qemu-img convert -c -o compression_type=zlib -O qcow2 IN OUT",
-            ));
-        }
-        if incompatible_features & INCOMPAT_EXTENDED_L2 != 0 {
-            return Err(DiskError::unsupported(
-                path,
-                "the image uses extended L2 entries (subclusters)",
-                "convert it without them: qemu-img convert -O qcow2 -o extended_l2=off IN OUT",
-            ));
-        }
-        let unknown = incompatible_features
-            & !(INCOMPAT_DIRTY
-                | INCOMPAT_CORRUPT
-                | INCOMPAT_EXTERNAL_DATA
-                | INCOMPAT_COMPRESSION_TYPE
-                | INCOMPAT_EXTENDED_L2);
+        let known = REFUSED_INCOMPAT.iter().fold(0, |m, r| m | r.0);
+        let unknown = incompatible_features & !known;
         if unknown != 0 {
             return Err(DiskError::unsupported(
                 path,
@@ -653,8 +649,8 @@ pub fn create_qcow2_from(src: &dyn BlockDevice, dst: &Path) -> Result<(), DiskEr
 /// The backing file name is stored as `base`'s file name when both are in the same
 /// directory (the pair can then be moved together), else as `base`'s absolute path.
 pub fn create_qcow2_overlay(base: &Path, dst: &Path) -> Result<(), DiskError> {
-    let format = detect_format(base)?;
-    let format_name = match format {
+    let info = super::open::image_info(base)?;
+    let format_name = match info.format {
         ImageFormat::Qcow2 => "qcow2",
         ImageFormat::Raw => "raw",
         _ => {
@@ -665,7 +661,7 @@ pub fn create_qcow2_overlay(base: &Path, dst: &Path) -> Result<(), DiskError> {
             ))
         }
     };
-    let size = super::open::image_info(base)?.virtual_size;
+    let size = info.virtual_size;
     let base_abs = std::fs::canonicalize(base).map_err(|e| DiskError::io(base, e))?;
     let dst_dir = dst
         .parent()

@@ -85,7 +85,7 @@ pub fn probe_regions(dev: &dyn BlockDevice, table: &PartitionTable) -> Vec<Regio
         .partitions
         .iter()
         .map(|p| {
-            let info: Option<FsInfo> = if p.type_name == "Extended" {
+            let info: Option<FsInfo> = if p.is_extended() {
                 None
             } else {
                 ReadOnlyWindow {
