@@ -888,10 +888,9 @@ impl<'a> Ext4Writer<'a> {
             let Some(p) = self.map_block(dir_ino, l)? else {
                 continue;
             };
+            // try_insert changes the block only when it returns true.
             let c = self.cached(p)?;
-            let mut data = c.data.clone();
-            if dir::try_insert(&mut data, name, ino, ft, filetype)? {
-                c.data = data;
+            if dir::try_insert(&mut c.data, name, ino, ft, filetype)? {
                 c.dirty = true;
                 c.kind = Kind::DirLeaf(dir_ino);
                 self.linear_hint.insert(dir_ino, l);
@@ -1021,9 +1020,7 @@ impl<'a> Ext4Writer<'a> {
                 .ok_or_else(|| Ext4Error::Corrupt("htree leaf in a hole".into()))?;
             {
                 let c = self.cached(leaf_p)?;
-                let mut data = c.data.clone();
-                if dir::try_insert(&mut data, name, ino, ft, filetype)? {
-                    c.data = data;
+                if dir::try_insert(&mut c.data, name, ino, ft, filetype)? {
                     c.dirty = true;
                     c.kind = Kind::DirLeaf(dir_ino);
                     return Ok(());
@@ -1638,7 +1635,9 @@ impl MetaIo for Ext4Writer<'_> {
         Ok(&mut c.data)
     }
     fn read(&mut self, pblk: u64) -> Result<Vec<u8>> {
-        self.read_block(pblk)
+        // Tree nodes (extent index/leaf, indirect blocks) are looked up once per mapped
+        // block: keep them in the cache instead of reading the device each time.
+        Ok(self.cached(pblk)?.data.clone())
     }
     fn alloc_meta(&mut self, goal: u64) -> Result<u64> {
         let p = self.alloc_blocks(1, goal)?[0].0;
