@@ -533,7 +533,6 @@ fn inject_into_raw_qcow2_and_vhd_then_verify_and_detect_tampering() {
     assert_eq!(j["findings"].as_array().unwrap().len(), 2, "{j}");
 
     // The wants link removed by hand: not enabled.
-    let part = root_partition(&out, dir);
     let disabled_raw = dir.join("disabled.raw");
     ok(&run(Command::new("qemu-img")
         .args(["convert", "-f", "qcow2", "-O", "raw"])
@@ -554,7 +553,6 @@ fn inject_into_raw_qcow2_and_vhd_then_verify_and_detect_tampering() {
             && stderr.contains("mini-agent.service"),
         "{stderr}"
     );
-    fs::remove_file(&part).unwrap();
 }
 
 #[test]
@@ -566,6 +564,9 @@ fn injections_are_byte_identical_and_lock_equals_payload() {
     convert(&raw, &qcow2, &["-O", "qcow2", "-c"]);
     let vhd = dir.join("base.vhd");
     convert(&raw, &vhd, &["-O", "vpc", "-o", "subformat=dynamic"]);
+    // What every injection below must hold, disk content for disk content.
+    let reference = dir.join("ref.raw");
+    ok(&p.inject(&raw, &reference, &[]));
     for (base, ext, extra) in [
         (&qcow2, "qcow2", &[][..]),
         (&vhd, "vhd", &[][..]),
@@ -589,8 +590,6 @@ fn injections_are_byte_identical_and_lock_equals_payload() {
             b.display()
         );
         // qemu-img agrees the disk content is that of an injection into the raw base.
-        let reference = dir.join("ref.raw");
-        ok(&p.inject(&raw, &reference, &[]));
         ok(&run(Command::new("qemu-img")
             .args(["compare", "-f", "raw", "-F", qemu_fmt(&a)])
             .arg(&reference)
@@ -613,10 +612,11 @@ fn injections_are_byte_identical_and_lock_equals_payload() {
             String::from_utf8_lossy(&v.stderr)
         );
         assert!(String::from_utf8_lossy(&v.stderr).contains("byte-identical"));
-        for f in [&a, &b, &reference] {
+        for f in [&a, &b] {
             fs::remove_file(f).unwrap();
         }
     }
+    fs::remove_file(&reference).unwrap();
 }
 
 #[test]

@@ -348,17 +348,7 @@ fn lock_pins_every_artifact_and_relocking_gives_the_same_bytes() {
         "re-locking changed bytes"
     );
 
-    let check = p.graft(
-        &index,
-        &[
-            "lock",
-            "--recipe",
-            "recipe.toml",
-            "-o",
-            "test.lock",
-            "--check",
-        ],
-    );
+    let check = p.lock(&index, &["--check"]);
     assert_eq!(
         check.status.code(),
         Some(0),
@@ -450,19 +440,7 @@ fn target_option_relocks_one_target_and_keeps_the_other() {
     // Dropping a target from the recipe: a full re-lock drops its entries and is fresh.
     let one_target = RECIPE[..RECIPE.rfind("[[target]]").unwrap()].to_string();
     std::fs::write(p.path("recipe.toml"), &one_target).unwrap();
-    let check = |p: &Project| {
-        p.graft(
-            &index,
-            &[
-                "lock",
-                "--recipe",
-                "recipe.toml",
-                "-o",
-                "test.lock",
-                "--check",
-            ],
-        )
-    };
+    let check = |p: &Project| p.lock(&index, &["--check"]);
     let out = check(&p);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr)
@@ -479,19 +457,7 @@ fn check_passes_then_fails_after_a_recipe_edit_and_relock_drops_the_conflicting_
     index.publish(&second_release());
     let p = Project::new(RECIPE);
     ok(&p.lock(&index, &[]));
-    let check = |p: &Project| {
-        p.graft(
-            &index,
-            &[
-                "lock",
-                "--recipe",
-                "recipe.toml",
-                "-o",
-                "test.lock",
-                "--check",
-            ],
-        )
-    };
+    let check = |p: &Project| p.lock(&index, &["--check"]);
     assert_eq!(check(&p).status.code(), Some(0));
     let before = std::fs::read(p.path("test.lock")).unwrap();
 
@@ -514,18 +480,7 @@ fn check_passes_then_fails_after_a_recipe_edit_and_relock_drops_the_conflicting_
         before,
         "--check writes nothing"
     );
-    let out = p.graft(
-        &index,
-        &[
-            "lock",
-            "--recipe",
-            "recipe.toml",
-            "-o",
-            "test.lock",
-            "--check",
-            "--json",
-        ],
-    );
+    let out = p.lock(&index, &["--check", "--json"]);
     assert_eq!(out.status.code(), Some(3));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["up_to_date"], false);
