@@ -161,11 +161,7 @@ pub fn detect_format(path: &Path) -> Result<ImageFormat, DiskError> {
             return match parsed.disk_type {
                 vhd::DiskType::Fixed => Ok(ImageFormat::VhdFixed),
                 vhd::DiskType::Dynamic => Ok(ImageFormat::VhdDynamic),
-                vhd::DiskType::Differencing => Err(DiskError::unsupported(
-                    path,
-                    "VHD differencing disks are not supported",
-                    "convert it first: qemu-img convert -O vpc -o subformat=dynamic IN OUT",
-                )),
+                vhd::DiskType::Differencing => Err(vhd::differencing_unsupported(path)),
             };
         }
     }

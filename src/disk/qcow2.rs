@@ -472,7 +472,6 @@ fn open_storage(path: &Path, writable: bool) -> Result<ImagoFile, DiskError> {
 
 /// A qcow2 image (with its backing chain) as a [`BlockDevice`].
 pub struct Qcow2Device {
-    path: PathBuf,
     access: ImagoImage,
     size: u64,
     header: Header,
@@ -521,7 +520,6 @@ impl Qcow2Device {
         let access_top = below.expect("the chain has at least the top image");
         let header = links[0].header.clone().expect("the top image is qcow2");
         Ok(Self {
-            path: path.to_path_buf(),
             size: access_top.size(),
             access: access_top,
             header,
@@ -536,10 +534,6 @@ impl Qcow2Device {
     /// Backing images, nearest first.
     pub fn backing_chain(&self) -> &[BackingInfo] {
         &self.chain
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

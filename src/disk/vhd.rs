@@ -358,13 +358,7 @@ impl<S: VhdStore> VhdDevice<S> {
         let footer = Footer::parse(&fb).map_err(|r| corrupt("VHD footer", footer_pos, r))?;
         let size = footer.current_size;
         let dynamic = match footer.disk_type {
-            DiskType::Differencing => {
-                return Err(DiskError::unsupported(
-                    path,
-                    "VHD differencing disks are not supported",
-                    "convert it first: qemu-img convert -O vpc -o subformat=dynamic IN OUT",
-                ))
-            }
+            DiskType::Differencing => return Err(differencing_unsupported(path)),
             DiskType::Fixed => {
                 if size > footer_pos {
                     return Err(corrupt("VHD footer", footer_pos + 48, format!("current size {size} is larger than the data before the footer ({footer_pos} bytes)")));
@@ -463,10 +457,6 @@ impl<S: VhdStore> VhdDevice<S> {
             bitmap_bytes,
             footer_pos,
         })
-    }
-
-    pub fn footer(&self) -> &Footer {
-        &self.footer
     }
 
     /// The block size of a dynamic disk; `None` for a fixed one.
@@ -716,7 +706,7 @@ pub fn create_fixed(
     identity: &VhdIdentity,
 ) -> Result<(), DiskError> {
     let size = src.len().next_multiple_of(1 << 20);
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -736,7 +726,6 @@ pub fn create_fixed(
     );
     FileExt::write_all_at(&file, footer.bytes(), size).map_err(|e| DiskError::io(dst, e))?;
     file.sync_all().map_err(|e| DiskError::io(dst, e))?;
-    let _ = &mut file;
     Ok(())
 }
 
@@ -809,6 +798,15 @@ pub fn empty_dynamic_bytes(size: u64) -> Vec<u8> {
     let mut v = Vec::new();
     write_empty_dynamic(&mut v, size, 0, [0; 16]).expect("in-memory writes do not fail");
     v
+}
+
+/// Why a differencing VHD (one with a parent) is refused, and what to do.
+pub(crate) fn differencing_unsupported(path: &Path) -> DiskError {
+    DiskError::unsupported(
+        path,
+        "VHD differencing disks are not supported",
+        "convert it first: qemu-img convert -O vpc -o subformat=dynamic IN OUT",
+    )
 }
 
 #[cfg(test)]
