@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 use crate::cache::{Cache, Wanted};
 use crate::cli::{BuildArgs, GlobalArgs};
@@ -145,25 +144,6 @@ pub(crate) fn assemble(
     payload::assemble(&spec, &load).context("cannot assemble the payload")
 }
 
-/// A writer that hashes and counts what passes through.
-pub(crate) struct HashingWriter<W: Write> {
-    pub inner: W,
-    pub hasher: Sha256,
-    pub len: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// `payload.tar.gz` → `payload.manifest.json` (also for `.tgz` and other names).
 pub fn manifest_path_for(output: &Path) -> PathBuf {
     let name = output
@@ -225,18 +205,15 @@ pub fn build(args: &BuildArgs, global: &GlobalArgs) -> Result<Outcome> {
     let mut out = crate::util::AtomicFile::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let (digest, size) = {
-        let writer = HashingWriter {
-            inner: std::io::BufWriter::new(out.file()),
-            hasher: Sha256::new(),
-            len: 0,
-        };
+        let writer = crate::util::HashingWriter::new(std::io::BufWriter::new(out.file()));
         let mut writer =
             archive::write_tar_gz(&assembled.tree, inputs.lock.source_date_epoch, writer)
                 .with_context(|| format!("cannot write {}", args.output.display()))?;
         writer
             .flush()
             .with_context(|| format!("cannot write {}", args.output.display()))?;
-        (hex::encode(writer.hasher.finalize()), writer.len)
+        let (_, digest, len) = writer.finish();
+        (digest, len)
     };
     out.commit()
         .with_context(|| format!("cannot write {}", args.output.display()))?;

@@ -19,13 +19,11 @@
 //! final, non-yanked sdist matching the requirement from the index listing itself.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::lockfile::{Artifact, ArtifactKind};
@@ -542,22 +540,6 @@ pub fn filename_version(project: &str, filename: &str) -> Option<String> {
 }
 
 /// A sink that hashes and counts what is written to it.
-struct HashSink {
-    hasher: Sha256,
-    len: u64,
-}
-
-impl Write for HashSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.hasher.update(buf);
-        self.len += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Resolves targets and archives against one index, remembering project listings.
 pub struct Locker<'a> {
     pub index: &'a PackageIndex,
@@ -821,12 +803,9 @@ impl<'a> Locker<'a> {
                 return Ok((h.clone(), size));
             }
         }
-        let mut sink = HashSink {
-            hasher: Sha256::new(),
-            len: 0,
-        };
+        let mut sink = crate::util::HashingWriter::new(std::io::sink());
         self.index.download(&entry.url, &mut sink, &mut |_| {})?;
-        let measured = hex::encode(sink.hasher.finalize());
+        let (_, measured, measured_len) = sink.finish();
         if let Some(h) = &known {
             if *h != measured {
                 return Err(mismatch(
@@ -838,17 +817,17 @@ impl<'a> Locker<'a> {
             }
         }
         if let Some(size) = entry.size {
-            if size != sink.len {
+            if size != measured_len {
                 return Err(LockError::HashMismatch {
                     filename: entry.filename.clone(),
                     first_source: "the index's size".into(),
                     first: size.to_string(),
                     second_source: "the downloaded file's size".into(),
-                    second: sink.len.to_string(),
+                    second: measured_len.to_string(),
                 });
             }
         }
-        Ok((measured, sink.len))
+        Ok((measured, measured_len))
     }
 
     /// Locks an `[[archive]]` with `requirement`: the newest final, non-yanked sdist
@@ -971,13 +950,8 @@ pub fn lock_url_archive(archive: &Archive, keep: Option<&Artifact>) -> Result<Ar
             response.status().as_u16()
         )));
     }
-    let mut sink = HashSink {
-        hasher: Sha256::new(),
-        len: 0,
-    };
-    let mut reader = response;
-    std::io::copy(&mut reader, &mut sink).map_err(|e| err(format!("downloading {url}: {e}")))?;
-    let measured = hex::encode(sink.hasher.finalize());
+    let (measured, measured_len) =
+        crate::util::sha256_reader(response).map_err(|e| err(format!("downloading {url}: {e}")))?;
     if measured != sha256 {
         return Err(err(format!(
             "{url} has sha256 {measured}, but the recipe says {sha256}; if the new file is the one you want, \
@@ -990,7 +964,7 @@ pub fn lock_url_archive(archive: &Archive, keep: Option<&Artifact>) -> Result<Ar
         kind: ArtifactKind::Url,
         filename,
         sha256,
-        size: sink.len,
+        size: measured_len,
         index: None,
         archive: Some(archive.name.clone()),
     })
